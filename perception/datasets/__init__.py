@@ -1,0 +1,1 @@
+"""Datasets: one sub-package per source, all producing :class:`perception.structures.Frame`."""

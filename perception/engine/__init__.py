@@ -1,0 +1,1 @@
+"""Engine of the stack (registered in :mod:`perception.registry`)."""

@@ -1,0 +1,1 @@
+"""Evaluation of the stack (registered in :mod:`perception.registry`)."""

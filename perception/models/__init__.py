@@ -1,0 +1,1 @@
+"""Models of the stack (registered in :mod:`perception.registry`)."""

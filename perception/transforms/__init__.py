@@ -1,0 +1,1 @@
+"""Transforms of the stack (registered in :mod:`perception.registry`)."""
