@@ -1,1 +1,4 @@
-"""Transforms of the stack (registered in :mod:`perception.registry`)."""
+"""Pipeline steps on ``{"frame": Frame, ...}`` dicts (registered in ``TRANSFORMS``)."""
+from .filters import ObjectNameFilter, ObjectRangeFilter, PointsRangeFilter
+
+__all__ = ["ObjectNameFilter", "ObjectRangeFilter", "PointsRangeFilter"]
