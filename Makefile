@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.install-stamp
-CONSTRAINTS := requirements/constraints.txt
+CONSTRAINTS := constraints.txt
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: demo test install clean-venv

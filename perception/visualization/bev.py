@@ -1,0 +1,90 @@
+"""Bird's-eye-view PNGs: points, boxes (ground truth and predictions), map elements, paths.
+
+Everything is drawn in the LiDAR frame of the frame shown, x to the right and y up, so
+the picture has the BEV axis convention of :mod:`perception.structures.conventions`.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..structures import Boxes3D, Frame, invert_transform  # noqa: E402
+from .colors import MAP_COLORS, class_color  # noqa: E402
+
+
+def draw_boxes(axes: plt.Axes, boxes: Boxes3D, class_names: tuple[str, ...], dashed: bool = False) -> None:
+    """Box footprints with a heading tick, coloured by class."""
+    corners = boxes.corners()[:, :4, :2]
+    for index, footprint in enumerate(corners):
+        label = int(boxes.labels[index])
+        color = class_color(class_names[label] if 0 <= label < len(class_names) else "")
+        closed = np.vstack([footprint, footprint[:1]])
+        axes.plot(closed[:, 0], closed[:, 1], color=color, linewidth=1.0, linestyle="--" if dashed else "-")
+        front = footprint[[0, 3]].mean(axis=0)
+        center = boxes.centers[index, :2]
+        axes.plot([center[0], front[0]], [center[1], front[1]], color=color, linewidth=1.0)
+
+
+def draw_map(axes: plt.Axes, frame: Frame) -> None:
+    """Map elements of the frame, moved from the world into the LiDAR frame."""
+    global2lidar = invert_transform(frame.lidar2global)
+    for element in frame.map_elements:
+        local = element.transformed(global2lidar).points
+        if element.closed:
+            local = np.vstack([local, local[:1]])
+        axes.plot(local[:, 0], local[:, 1], color=MAP_COLORS.get(element.category, "#999999"),
+                  linewidth=0.8, alpha=0.9)
+
+
+def render_bev(
+    frame: Frame,
+    out_path: str | Path,
+    extent_m: float = 60.0,
+    predictions: Boxes3D | None = None,
+    title: str | None = None,
+    max_points: int = 200_000,
+) -> Path:
+    """Write a BEV PNG of ``frame`` (points by height, GT boxes solid, predictions dashed).
+
+    The file is written to a temporary name and renamed, so an existing PNG is never left
+    half-written.
+    """
+    figure, axes = plt.subplots(figsize=(8, 8), dpi=110)
+    axes.set_facecolor("black")
+    points = frame.points[:: max(1, len(frame.points) // max_points)]
+    near = (np.abs(points[:, 0]) < extent_m) & (np.abs(points[:, 1]) < extent_m)
+    axes.scatter(points[near, 0], points[near, 1], c=points[near, 2], s=0.15, cmap="viridis",
+                 vmin=-2.5, vmax=2.0, linewidths=0)
+    draw_map(axes, frame)
+    draw_boxes(axes, frame.boxes, frame.class_names)
+    if predictions is not None:
+        draw_boxes(axes, predictions, frame.class_names, dashed=True)
+    axes.plot([0], [0], marker="^", color="white", markersize=6)
+    axes.set_xlim(-extent_m, extent_m)
+    axes.set_ylim(-extent_m, extent_m)
+    axes.set_aspect("equal")
+    axes.set_xlabel("x (m, LiDAR frame)")
+    axes.set_ylabel("y (m)")
+    axes.set_title(title or f"{frame.dataset} {frame.token}: {len(frame.points)} points, {len(frame.boxes)} boxes")
+    return _save_atomically(figure, Path(out_path))
+
+
+def _save_atomically(figure: plt.Figure, out_path: Path) -> Path:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".png", dir=out_path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(temporary, bbox_inches="tight")
+        os.replace(temporary, out_path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return out_path
