@@ -28,7 +28,9 @@ A 3D box is ``(x, y, z, l, w, h, yaw)`` plus velocity ``(vx, vy)``:
 * ``l`` is the extent along the heading, ``w`` across it, ``h`` along z.
 * ``yaw`` is the counter-clockwise rotation about +z from the frame's +x axis to the
   heading, wrapped to ``[-pi, pi)``; a box with yaw 0 points along +x.
-* ``(vx, vy)`` is the velocity in m/s expressed in the same frame as the box.
+* ``(vx, vy)`` is the velocity in m/s expressed in the same frame as the box; NaN means
+  unknown (an annotation seen once, as the nuScenes devkit reports it), and losses and
+  metrics mask it.
 
 BEV grids
 ---------

@@ -1,7 +1,7 @@
 """Map elements and agent histories in the world frame."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,13 +15,15 @@ class MapElement:
     ``points`` is ``(K, 2)`` or ``(K, 3)`` in the world frame; polygons do not repeat the
     first vertex at the end.  ``category`` is dataset vocabulary mapped to the stack's
     names (``divider``, ``ped_crossing``, ``boundary``, ``lane_centerline``,
-    ``drivable_area``, ``walkway``, ...).
+    ``drivable_area``, ``walkway``, ...).  ``attributes`` keeps dataset details such as a
+    divider's mark type (``{"mark_type": "DASHED_WHITE"}``).
     """
 
     category: str
     points: np.ndarray
     closed: bool = False
     element_id: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, dtype=np.float64)
@@ -35,7 +37,9 @@ class MapElement:
         """The element in another frame (``transform`` maps world to that frame)."""
         xyz = self.points if self.points.shape[1] == 3 else np.pad(self.points, ((0, 0), (0, 1)))
         moved = apply_transform(transform, xyz)
-        return MapElement(self.category, moved[:, : self.points.shape[1]], self.closed, self.element_id)
+        return MapElement(
+            self.category, moved[:, : self.points.shape[1]], self.closed, self.element_id, dict(self.attributes)
+        )
 
 
 @dataclass
