@@ -4,7 +4,7 @@ From :class:`av2.map.map_api.ArgoverseStaticMap`:
 
 * ``divider``: painted lane-segment boundaries (mark type other than ``NONE``), shared
   boundaries of neighbouring lanes emitted once; ``element_id`` is
-  ``lane_segment/<id>/<left|right>/<MARK_TYPE>`` (:func:`mark_type_of` reads it back).
+  ``lane_segment/<id>/<left|right>`` and ``attributes["mark_type"]`` the AV2 mark type.
   Unpainted (``NONE``) boundaries are curbs, covered by ``boundary``, or virtual lines
   inside intersections, and are skipped.
 * ``ped_crossing``: polygons built from each crossing's ``edge1``/``edge2``.
@@ -51,9 +51,9 @@ def map_elements_near(avm: ArgoverseStaticMap, center_xy: np.ndarray, radius: fl
 
 def mark_type_of(element: MapElement) -> str:
     """The AV2 lane mark type of a ``divider`` element."""
-    if element.category != "divider" or element.element_id.count("/") != 3:
+    if element.category != "divider" or "mark_type" not in element.attributes:
         raise ValueError(f"map element {element.element_id!r} is not an AV2 divider")
-    return element.element_id.rsplit("/", 1)[1]
+    return element.attributes["mark_type"]
 
 
 def lane_dividers(avm: ArgoverseStaticMap, center_xy: np.ndarray, radius: float) -> list[MapElement]:
@@ -68,8 +68,9 @@ def lane_dividers(avm: ArgoverseStaticMap, center_xy: np.ndarray, radius: float)
             if key in seen:
                 continue
             seen.add(key)
-            element_id = f"lane_segment/{segment.id}/{marking.bound_side}/{marking.mark_type.value}"
-            elements.append(MapElement("divider", marking.polyline, False, element_id))
+            element_id = f"lane_segment/{segment.id}/{marking.bound_side}"
+            attributes = {"mark_type": marking.mark_type.value}
+            elements.append(MapElement("divider", marking.polyline, False, element_id, attributes))
     return elements
 
 
