@@ -94,22 +94,46 @@ def _registry_get(registry: Registry, name: str) -> Any:
         return None
 
 
+def _accepted_parameters(cls: type) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
+    """Keyword parameters of ``cls.__init__``, following ``**kwargs`` up the MRO.
+
+    Returns the parameters, their resolved annotations, and whether any key is accepted
+    (a ``**kwargs`` that reaches ``object``).
+    """
+    parameters: dict[str, inspect.Parameter] = {}
+    hints: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if klass is object:
+            return parameters, hints, True
+        signature = inspect.signature(init)
+        try:
+            klass_hints = typing.get_type_hints(init)
+        except Exception:  # unresolvable forward references: check names only
+            klass_hints = {}
+        for name, parameter in signature.parameters.items():
+            if name == "self" or parameter.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
+                continue
+            parameters.setdefault(name, parameter)
+            if name in klass_hints:
+                hints.setdefault(name, klass_hints[name])
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+            return parameters, hints, False
+    return parameters, hints, True
+
+
 def _check_component(node: Mapping[str, Any], path: str, source: str) -> None:
     cls = _find_class(node["type"])
     if cls is None or not inspect.isclass(cls):
         return  # a type from another library; mmengine reports it at build time
-    signature = inspect.signature(cls.__init__)
-    parameters = {name: p for name, p in signature.parameters.items() if name != "self"}
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    try:
-        hints = typing.get_type_hints(cls.__init__)
-    except Exception:  # unresolvable forward references: check names only
-        hints = {}
+    parameters, hints, accepts_any = _accepted_parameters(cls)
     for key, value in node.items():
         if key == "type":
             continue
         if key not in parameters:
-            if takes_kwargs:
+            if accepts_any:
                 continue
             close = difflib.get_close_matches(key, parameters, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

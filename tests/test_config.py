@@ -71,3 +71,17 @@ def test_syntax_error_names_file(tmp_path: Path) -> None:
     path = _write(tmp_path / "broken.py", "train_cfg = dict(max_epochs=\n")
     with pytest.raises(ConfigError, match="broken.py"):
         load_config(path)
+
+
+def test_kwargs_are_followed_to_the_base_class(tmp_path: Path) -> None:
+    """AV2SensorDataset passes **kwargs to mmengine's BaseDataset: keys of neither are errors."""
+    path = _write(
+        tmp_path / "ds.py",
+        "train_dataloader = dict(dataset=dict(type='AV2SensorDataset', ann_file='x.pkl', lazy_init=True,"
+        " load_sweep=2))\n",
+    )
+    with pytest.raises(ConfigError, match=r"train_dataloader.dataset.load_sweep.*load_sweeps"):
+        load_config(path)
+    ok = _write(tmp_path / "ok.py", "train_dataloader = dict(dataset=dict(type='AV2SensorDataset', "
+                "ann_file='x.pkl', lazy_init=True, load_sweeps=2))\n")
+    assert load_config(ok).train_dataloader.dataset.load_sweeps == 2

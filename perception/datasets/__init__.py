@@ -1,1 +1,7 @@
-"""Datasets: one sub-package per source, all producing :class:`perception.structures.Frame`."""
+"""Datasets: one sub-package per source, all producing :class:`perception.structures.Frame`.
+
+Importing this package registers every dataset class in ``perception.registry.DATASETS``.
+"""
+from .av2 import AV2SensorDataset
+
+__all__ = ["AV2SensorDataset"]
