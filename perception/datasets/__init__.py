@@ -3,5 +3,6 @@
 Importing this package registers every dataset class in ``perception.registry.DATASETS``.
 """
 from .av2 import AV2SensorDataset
+from .nuscenes import NuScenesDataset
 
-__all__ = ["AV2SensorDataset"]
+__all__ = ["AV2SensorDataset", "NuScenesDataset"]

@@ -28,14 +28,12 @@ name under ``pts`` when the stored path contains ``samples`` else under ``sweeps
 """
 from __future__ import annotations
 
-import logging
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from mmengine.logging import print_log
 
 from ..structures import (CAMERA_NAMES_NUSCENES, NUSCENES_CLASSES, Boxes3D, CameraView, Frame,
                           FrameError, invert_transform)
@@ -110,7 +108,8 @@ def _matrix(record: Mapping[str, Any], key: str, shape: tuple[int, int], where: 
 
 def parse_instances(instances: list[dict[str, Any]], num_classes: int, where: str) -> Boxes3D:
     """LiDAR-frame boxes of ``instances``; label -1 (non-detection category) is dropped, as
-    mmdet3d does, and NaN velocities (single-annotation tracks) become 0, as mmdet3d does."""
+    mmdet3d does.  Unknown velocities (NaN in mmdet3d's infos, ``velocity_isvalid=False``
+    with 0 in ours) become NaN, the stack's "unknown" (see conventions)."""
     kept = [inst for inst in instances if int(inst.get("bbox_label_3d", inst.get("bbox_label", -1))) >= 0]
     if not kept:
         return Boxes3D.empty()
@@ -121,16 +120,14 @@ def parse_instances(instances: list[dict[str, Any]], num_classes: int, where: st
         if box.shape[0] < 7 or not np.isfinite(box[:7]).all():
             raise FrameError(f"{where}: instance {row} has a bad bbox_3d {inst.get('bbox_3d')}")
         data[row, :7] = box[:7]
-        data[row, 7:9] = np.asarray(inst.get("velocity", (0.0, 0.0)), dtype=np.float64)[:2]
+        data[row, 7:9] = np.asarray(inst.get("velocity", (np.nan, np.nan)), dtype=np.float64)[:2]
+        if not inst.get("velocity_isvalid", True):
+            data[row, 7:9] = np.nan
         labels[row] = int(inst.get("bbox_label_3d", inst.get("bbox_label")))
     if (labels >= num_classes).any():
         raise FrameError(f"{where}: labels {sorted(set(labels[labels >= num_classes]))} exceed "
                          f"the {num_classes} classes of the info file")
-    nan_velocity = ~np.isfinite(data[:, 7:9]).all(axis=1)
-    if nan_velocity.any():
-        print_log(f"{where}: {int(nan_velocity.sum())} boxes without velocity set to 0",
-                  logger="current", level=logging.DEBUG)
-        data[nan_velocity, 7:9] = 0.0
+    data[~np.isfinite(data[:, 7:9]).all(axis=1), 7:9] = np.nan  # one "unknown" value: NaN
     return Boxes3D(
         data, labels,
         track_ids=[str(inst.get("instance_token", "")) for inst in kept],
