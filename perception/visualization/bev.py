@@ -60,7 +60,7 @@ def render_bev(
     axes.set_facecolor("black")
     points = frame.points[:: max(1, len(frame.points) // max_points)]
     near = (np.abs(points[:, 0]) < extent_m) & (np.abs(points[:, 1]) < extent_m)
-    axes.scatter(points[near, 0], points[near, 1], c=points[near, 2], s=0.15, cmap="viridis",
+    axes.scatter(points[near, 0], points[near, 1], c=points[near, 2], s=0.5, cmap="viridis",
                  vmin=-2.5, vmax=2.0, linewidths=0)
     draw_map(axes, frame)
     draw_boxes(axes, frame.boxes, frame.class_names)
