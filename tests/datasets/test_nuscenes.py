@@ -165,8 +165,11 @@ def test_scene_splits(tmp_path: Path) -> None:
     (tmp_path / "splits.json").write_text(json.dumps({"train": [], "val": ["synthetic-7"]}))
     assert scene_splits("v1.0-mini", tmp_path, ["synthetic-7", "scene-0061"]) == {
         "train": ["scene-0061"], "val": ["synthetic-7"]}
-    with pytest.raises(ValueError, match="unknown nuScenes version"):
-        scene_splits("v2.0", tmp_path, [])
+    # a custom version takes its splits from splits.json alone
+    assert scene_splits("v1.0-synthetic", tmp_path, ["synthetic-7"]) == {"train": [], "val": ["synthetic-7"]}
+    (tmp_path / "splits.json").unlink()
+    with pytest.raises(ValueError, match="no official split.*splits.json"):
+        scene_splits("v1.0-synthetic", tmp_path, [])
 
 
 def test_unknown_scene_without_splits_file(nuscenes_keyframe_dir: Path, tmp_path: Path) -> None:

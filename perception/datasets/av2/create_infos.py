@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from av2.datasets.sensor.constants import RingCameras
 from av2.geometry.camera.pinhole_camera import PinholeCamera
 from av2.utils.synchronization_database import SynchronizationDB
@@ -129,13 +130,18 @@ def city_name(log_dir: Path) -> str:
 
 
 def read_cameras(log_dir: Path) -> dict[str, PinholeCamera]:
-    """Ring-camera calibration of a log (intrinsics + ``egovehicle_SE3_sensor``)."""
+    """Calibration of the ring cameras the log has (intrinsics + ``egovehicle_SE3_sensor``).
+
+    Real AV2 logs have all seven; logs written in the AV2 layout by other tools (the
+    synthetic world has six cameras) may have fewer, and that is not an error.
+    """
     calibration = log_dir / "calibration"
     for name in ("intrinsics.feather", "egovehicle_SE3_sensor.feather"):
         if not (calibration / name).is_file():
             raise FileNotFoundError(f"AV2 log has no calibration file: {calibration / name}")
     try:
-        return {name: PinholeCamera.from_feather(log_dir, name) for name in RING_CAMERAS}
+        present = set(pd.read_feather(calibration / "intrinsics.feather")["sensor_name"])
+        return {name: PinholeCamera.from_feather(log_dir, name) for name in RING_CAMERAS if name in present}
     except KeyError as error:
         raise FrameError(f"AV2 calibration in {calibration} lacks camera {error}") from error
 

@@ -28,7 +28,9 @@ INFO_VERSION = "1.1"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``nuscenes`` subcommand."""
     parser.add_argument("--root", required=True, help="nuScenes root (holds samples/, sweeps/, v1.0-*/)")
-    parser.add_argument("--version", default="v1.0-trainval", choices=sorted(OFFICIAL_SPLITS))
+    parser.add_argument("--version", default="v1.0-trainval",
+                        help=f"table folder under --root: {', '.join(sorted(OFFICIAL_SPLITS))}, or a custom "
+                             "version (v1.0-synthetic) whose splits come from <root>/splits.json")
     parser.add_argument("--out-dir", default=None, help="where to write the pickles (default: --root)")
     parser.add_argument("--max-sweeps", type=int, default=10, help="previous LiDAR sweeps listed per sample")
 

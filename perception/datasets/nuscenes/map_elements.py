@@ -21,6 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from ...structures import MapElement
+from .map_api import load_nuscenes_map
 
 LINE_LAYERS: dict[str, str] = {"lane_divider": "divider", "road_divider": "divider"}
 CROSSING_LAYERS: dict[str, str] = {"ped_crossing": "ped_crossing"}
@@ -122,9 +123,7 @@ class NuScenesMapCache:
                     f"nuScenes map expansion for location {location!r} not found: {path} "
                     "(download the map expansion pack or set with_map=False)"
                 )
-            from nuscenes.map_expansion.map_api import NuScenesMap
-
-            self._indices[location] = _build_index(NuScenesMap(dataroot=str(self.dataroot), map_name=location))
+            self._indices[location] = _build_index(load_nuscenes_map(self.dataroot, location))
         return self._indices[location]
 
     def elements_around(self, location: str, center_xy: np.ndarray, radius: float) -> list[MapElement]:

@@ -2,8 +2,8 @@
 
 Official scenes use the devkit's hard-coded splits (``create_splits_scenes``): train/val for
 ``v1.0-trainval``, mini_train/mini_val for ``v1.0-mini``, test for ``v1.0-test``.  Scenes the
-devkit does not know (synthetic or custom data in nuScenes format) are looked up in an
-optional ``splits.json`` in the dataset root: ``{"train": [scene names], "val": [...]}``.
+devkit does not know, and every scene of a version it does not know (``v1.0-synthetic``, or
+custom data in nuScenes format), are looked up in ``splits.json`` in the dataset root: ``{"train": [scene names], "val": [...]}``.
 A scene in neither is an error rather than a silent drop.
 """
 from __future__ import annotations
@@ -38,18 +38,22 @@ def _custom_splits(root: Path) -> dict[str, list[str]]:
 
 def scene_splits(version: str, root: str | Path, scene_names: list[str]) -> dict[str, list[str]]:
     """``{split: [scene names]}`` covering every scene of ``scene_names``."""
-    if version not in OFFICIAL_SPLITS:
-        raise ValueError(f"unknown nuScenes version {version!r}; expected one of {sorted(OFFICIAL_SPLITS)}")
-    official = create_splits_scenes()
+    official_names = OFFICIAL_SPLITS.get(version, {})
+    official = create_splits_scenes() if official_names else {}
     scene_to_split: dict[str, str] = {}
-    for ours, devkit_name in OFFICIAL_SPLITS[version].items():
+    for ours, devkit_name in official_names.items():
         for name in official[devkit_name]:
             scene_to_split[name] = ours
     custom = _custom_splits(Path(root))
+    if not official_names and not custom:
+        raise ValueError(
+            f"nuScenes version {version!r} has no official split and {Path(root) / SPLITS_FILE} is missing; "
+            f"official versions: {sorted(OFFICIAL_SPLITS)}"
+        )
     for split, names in custom.items():
         for name in names:
             scene_to_split.setdefault(name, split)
-    result: dict[str, list[str]] = {split: [] for split in OFFICIAL_SPLITS[version]}
+    result: dict[str, list[str]] = {split: [] for split in (official_names or custom)}
     for name in scene_names:
         if name not in scene_to_split:
             raise ValueError(

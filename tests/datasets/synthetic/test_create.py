@@ -1,0 +1,141 @@
+"""``tools/create_data.py synthetic``: validation before work, deterministic bytes whatever the
+worker count, all-or-nothing output, and (when the simulator exists) a real end-to-end run."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+from scene_factory import generate_like_simulator
+
+from perception.datasets.synthetic import create
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _settings(out: Path, **overrides: object) -> create.Settings:
+    parser = argparse.ArgumentParser()
+    create.add_arguments(parser)
+    argv = ["--out", str(out), "--scenes", "2", "--seed", "3", "--sensor-duration", "1", "--image-size", "16x9",
+            "--workers", "1"]
+    for key, value in overrides.items():
+        argv += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    return create.settings_from_args(parser.parse_args(argv))
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _create_data_main():
+    spec = importlib.util.spec_from_file_location("create_data_tool", REPO_ROOT / "tools" / "create_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("scenes", "0", "--scenes must be positive"),
+    ("sensor-duration", "-1", "--sensor-duration must be positive"),
+    ("image-size", "800by450", "WIDTHxHEIGHT"),
+    ("image-size", "0x450", "--image-size must be positive"),
+    ("formats", "nuscenes,kitti", "--formats"),
+    ("val-fraction", "1.0", "--val-fraction"),
+])
+def test_bad_parameters_fail_before_work(tmp_path: Path, capsys, option: str, value: str, message: str) -> None:
+    main = _create_data_main()
+    out = tmp_path / "out"
+    assert main(["synthetic", "--out", str(out), f"--{option}", value]) == 1
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_or_unwritable_output_refused(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ValueError, match="already exists"):
+        _settings(tmp_path / "taken")
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(ValueError, match="cannot create the parent folder"):
+        _settings(tmp_path / "a-file" / "sub" / "out")
+    if os.geteuid() == 0:
+        pytest.skip("root ignores folder permissions")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(ValueError, match="not writable"):
+        _settings(locked / "out")
+
+
+def test_splits_of_scenes() -> None:
+    assert create.split_of_scenes(4, 0.25) == ["train", "train", "train", "val"]
+    assert create.split_of_scenes(2, 0.25) == ["train", "val"]
+    assert create.split_of_scenes(1, 0.25) == ["train"]
+    assert create.split_of_scenes(3, 0.0) == ["train"] * 3
+
+
+@pytest.mark.slow
+def test_same_seed_same_bytes_any_worker_count(tmp_path: Path) -> None:
+    one = create.create_dataset(_settings(tmp_path / "one"), generator=generate_like_simulator)
+    two = create.create_dataset(_settings(tmp_path / "two", workers=2), generator=generate_like_simulator)
+    hashes = _hashes(one)
+    assert hashes == _hashes(two)
+    assert "v1.0-synthetic/sample_annotation.json" in hashes and "splits.json" in hashes
+    assert any(name.startswith("av2/sensor/val/") for name in hashes)
+    assert any(name.startswith("av2/motion-forecasting/train/") for name in hashes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # no temporary leftovers
+    meta = json.loads((one / create.META_FILE).read_text())
+    assert meta["splits"] == {"train": ["scene-0000"], "val": ["scene-0001"]}
+    other = create.create_dataset(_settings(tmp_path / "other", seed=4), generator=generate_like_simulator)
+    assert _hashes(other)["synthetic_meta.json"] != hashes["synthetic_meta.json"]
+
+
+def _failing_generator(name: str, seed: int, **kwargs: object):
+    if name == "scene-0001":
+        raise RuntimeError("simulator crashed")
+    return generate_like_simulator(name, seed, **kwargs)
+
+
+def test_failed_run_leaves_nothing_and_overwrite_replaces(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    with pytest.raises(RuntimeError, match="simulator crashed"):
+        create.create_dataset(_settings(out, formats="nuscenes", no_images=True), generator=_failing_generator)
+    assert list(tmp_path.iterdir()) == []
+    create.create_dataset(_settings(out, formats="av2", scenes=1), generator=generate_like_simulator)
+    assert (out / "av2").is_dir() and not (out / "v1.0-synthetic").exists()
+    with pytest.raises(RuntimeError):
+        create.create_dataset(_settings(out, formats="nuscenes", overwrite=True), generator=_failing_generator)
+    assert (out / "av2").is_dir()  # the old dataset survives a failed overwrite
+    create.create_dataset(_settings(out, formats="nuscenes", overwrite=True, no_images=True),
+                          generator=generate_like_simulator)
+    assert (out / "v1.0-synthetic").is_dir() and not (out / "av2").exists()
+    assert not (out / "samples" / "CAM_FRONT").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+@pytest.mark.slow
+def test_end_to_end_with_simulator(tmp_path: Path) -> None:
+    """The real simulator through every writer, read back by the devkits."""
+    pytest.importorskip("perception.datasets.synthetic.simulate")
+    from av2.datasets.motion_forecasting.scenario_serialization import load_argoverse_scenario_parquet
+    from av2.structures.cuboid import CuboidList
+    from nuscenes import NuScenes
+
+    from perception.datasets.nuscenes.map_api import load_nuscenes_map
+
+    out = create.create_dataset(_settings(tmp_path / "synthetic", sensor_duration=1.0, image_size="64x36"))
+    nusc = NuScenes("v1.0-synthetic", str(out), verbose=False)
+    assert len(nusc.scene) == 2 and len(nusc.sample) >= 2 and nusc.sample_annotation
+    assert all(a["num_lidar_pts"] >= 1 for a in nusc.sample_annotation)
+    nmap = load_nuscenes_map(out, nusc.log[0]["location"])
+    assert nmap.lane and nmap.ped_crossing
+    logs = list((out / "av2" / "sensor").glob("*/*"))
+    assert len(logs) == 2 and len(CuboidList.from_feather(logs[0] / "annotations.feather"))
+    meta = json.loads((out / create.META_FILE).read_text())
+    scenarios = list((out / "av2" / "motion-forecasting").rglob("scenario_*.parquet"))
+    assert len(scenarios) + len(meta["skipped"]) == 2
+    for path in scenarios:
+        assert len(load_argoverse_scenario_parquet(path).timestamps_ns) >= 80

@@ -1,0 +1,123 @@
+"""generate_scene: determinism, classes, motion consistency, tick layout, timing."""
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+
+from perception.datasets.synthetic.simulate import generate_scene
+from perception.datasets.synthetic.types import KEYFRAME_EVERY
+from perception.structures.conventions import NUSCENES_CLASSES
+
+SMALL = dict(sensor_duration_s=0.6, image_size=(96, 54), num_beams=8, azimuth_steps=180, future_s=1.0)
+CLASS_OF = {
+    "vehicle.car": "car", "vehicle.truck": "truck", "vehicle.trailer": "trailer", "vehicle.bus.rigid": "bus",
+    "vehicle.construction": "construction_vehicle", "vehicle.bicycle": "bicycle",
+    "vehicle.motorcycle": "motorcycle", "human.pedestrian.adult": "pedestrian",
+    "movable_object.trafficcone": "traffic_cone", "movable_object.barrier": "barrier",
+}
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return generate_scene("scene-test", 3, **SMALL)
+
+
+def _arrays(scene):
+    out = [scene.lidar2ego]
+    for tick in scene.ticks + scene.trajectory_ticks:
+        out += [tick.ego2global, tick.points, np.array([tick.timestamp])]
+        out += [np.array([*o.center, *o.size, o.yaw, *o.velocity]) for o in tick.objects]
+        out += [tick.images[name] for name in sorted(tick.images)]
+    return out
+
+
+def test_same_seed_same_bytes_other_seed_differs(scene):
+    again = generate_scene("scene-test", 3, **SMALL)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(_arrays(scene), _arrays(again)))
+    other = generate_scene("scene-test", 4, **SMALL)
+    assert scene.ticks[0].points.tobytes() != other.ticks[0].points.tobytes()
+    assert scene.ticks[0].timestamp != other.ticks[0].timestamp
+    renamed = generate_scene("scene-other", 3, **SMALL)
+    assert scene.ticks[0].points.tobytes() != renamed.ticks[0].points.tobytes()
+
+
+def test_tick_layout(scene):
+    stamps = np.array([t.timestamp for t in scene.ticks])
+    assert len(scene.ticks) == 12 and 1.5e9 < stamps[0] < 1.8e9
+    np.testing.assert_allclose(np.diff(stamps), 0.05, atol=1e-5)
+    assert [t.is_keyframe for t in scene.ticks] == [k % KEYFRAME_EVERY == 0 for k in range(12)]
+    for tick in scene.ticks:
+        assert len(tick.images) == (6 if tick.is_keyframe else 0)
+        assert all(im.shape == (54, 96, 3) and im.dtype == np.uint8 for im in tick.images.values())
+        assert tick.points.dtype == np.float32 and tick.points.shape[1] == 5
+    traj = np.array([t.timestamp for t in scene.trajectory_ticks])
+    np.testing.assert_allclose(np.diff(traj), 0.1, atol=1e-5)
+    assert traj[0] <= stamps[0] - 2.0 + 1e-6 and traj[-1] >= stamps[-1] + 1.0 - 1e-6
+    assert all(t.points.shape == (0, 5) for t in scene.trajectory_ticks)
+    # sensor ticks and trajectory ticks agree on shared timestamps
+    shared = scene.trajectory_ticks[int(np.argmin(np.abs(traj - stamps[0])))]
+    assert shared.timestamp == stamps[0]
+    np.testing.assert_array_equal(shared.ego2global, scene.ticks[0].ego2global)
+
+
+def test_objects_classes_ids_and_attributes(scene):
+    objects = scene.ticks[0].objects
+    classes = {CLASS_OF[o.category] for o in objects if o.category in CLASS_OF}
+    assert classes == set(NUSCENES_CLASSES)
+    assert all(o.category in CLASS_OF or o.category.startswith("static.") for o in objects)
+    ids = [o.track_id for o in objects]
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    for tick in scene.ticks[1:]:
+        assert [o.track_id for o in tick.objects] == ids
+    for o in objects:
+        if o.category.startswith("movable_object"):
+            assert o.attribute == ""
+        elif o.category.startswith("human"):
+            assert o.attribute in ("pedestrian.moving", "pedestrian.standing")
+        elif o.category in ("vehicle.bicycle", "vehicle.motorcycle"):
+            assert o.attribute == "cycle.with_rider"
+        elif o.category.startswith("vehicle"):
+            assert o.attribute in ("vehicle.moving", "vehicle.stopped", "vehicle.parked")
+        assert o.center[2] == pytest.approx(o.size[2] / 2)
+    sizes = {o.category: o.size for o in objects}
+    np.testing.assert_allclose(sizes["vehicle.car"], [4.63, 1.95, 1.73], rtol=0.07)
+    np.testing.assert_allclose(sizes["human.pedestrian.adult"], [0.73, 0.67, 1.77], rtol=0.09)
+
+
+def test_velocities_match_motion(scene):
+    for ticks, dt in ((scene.ticks, 0.05), (scene.trajectory_ticks, 0.1)):
+        for k in range(1, len(ticks) - 1):
+            for before, now, after in zip(ticks[k - 1].objects, ticks[k].objects, ticks[k + 1].objects):
+                finite = (after.center[:2] - before.center[:2]) / (2 * dt)
+                assert np.linalg.norm(finite - now.velocity) < 0.3, (now.category, k)
+                speed = np.linalg.norm(now.velocity)
+                if speed > 1.0:  # yaw along motion
+                    heading = np.arctan2(now.velocity[1], now.velocity[0])
+                    assert abs((heading - now.yaw + np.pi) % (2 * np.pi) - np.pi) < 0.15
+                assert (now.attribute == "vehicle.moving") == (speed > 0.5 and now.attribute.startswith("vehicle.")
+                                                               and now.attribute != "vehicle.parked")
+    ego = np.array([t.ego2global[:2, 3] for t in scene.ticks])
+    assert np.linalg.norm(ego[-1] - ego[0]) > 1.0  # the ego drives
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="sensor_duration_s"):
+        generate_scene("x", 0, sensor_duration_s=0.0)
+    with pytest.raises(ValueError, match="unknown synthetic location"):
+        generate_scene("x", 0, location="nowhere", **SMALL)
+
+
+@pytest.mark.slow
+def test_default_scene_time():
+    start = time.perf_counter()
+    scene = generate_scene("scene-timing", 0)
+    seconds = time.perf_counter() - start
+    counts = [len(t.points) for t in scene.ticks]
+    print(f"\ndefault scene: {len(scene.ticks)} sweeps (mean {np.mean(counts):.0f} points), "
+          f"{sum(len(t.images) for t in scene.ticks)} images in {seconds:.1f} s")
+    assert len(scene.ticks) == 110 and sum(t.is_keyframe for t in scene.ticks) == 11
+    assert all(25_000 <= c <= 40_000 for c in counts)
+    assert seconds < 60.0
