@@ -33,7 +33,9 @@ setup(
         "pyquaternion",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout"],
+        # triton runs the GPU kernels' tests on the CPU (TRITON_INTERPRET=1)
+        "test": ["pytest", "pytest-timeout", "hypothesis", "triton"],
+        "triton": ["triton"],
         "spconv": ["spconv-cu120==2.3.6"],
         "open3d": ["open3d==0.20.0"],
         "bridge": ["roslibpy", "rosbags", "foxglove-sdk"],
