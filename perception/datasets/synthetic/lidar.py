@@ -94,14 +94,16 @@ def _windows(spec: LidarSpec, boxes: BoxSet, lidar2world: np.ndarray):
 
 
 def sweep(spec: LidarSpec, lidar2world: np.ndarray, boxes: BoxSet, ground: GroundRaster,
-          rng: np.random.Generator, return_index: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+          rng: np.random.Generator, return_index: bool = False, local_dirs: np.ndarray | None = None
+          ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One sweep: ``(N, 5)`` float32 ``x, y, z, intensity, ring`` in the LiDAR frame.
 
-    With ``return_index`` also the ``(N,)`` index of the box each point hit (-1: ground).
+    With ``return_index`` also the ``(N,)`` index of the box each point hit (-1: ground);
+    ``local_dirs`` may pass :meth:`LidarSpec.directions` to reuse it across sweeps.
     """
     origin = lidar2world[:3, 3]
     rotation = lidar2world[:3, :3]
-    local_dirs = spec.directions()
+    local_dirs = spec.directions() if local_dirs is None else local_dirs
     dirs = (local_dirs.reshape(-1, 3) @ rotation.T.astype(np.float32)).reshape(local_dirs.shape)
     planar = boxes.planar_distance(origin)
     keep = np.flatnonzero(planar < spec.max_range)

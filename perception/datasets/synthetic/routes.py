@@ -83,12 +83,10 @@ def crossing_intervals(town: Town, line: np.ndarray, cum: np.ndarray) -> list[tu
 
 def walk_route(line: np.ndarray, lateral: float) -> Route:
     """A pedestrian path: ``line`` shifted ``lateral`` metres to its left, corners rounded
-    (moving average over ~3 m) so walking speed and heading change smoothly."""
-    dense = pl.resample(line, 0.5)
-    if len(dense) > 7:
-        kernel = np.ones(7) / 7
-        padded = np.concatenate([np.repeat(dense[:1], 3, 0), dense, np.repeat(dense[-1:], 3, 0)])
-        dense = np.stack([np.convolve(padded[:, k], kernel, mode="valid") for k in range(2)], axis=1)
-        dense = pl.resample(dense, 0.5)
-    shifted = pl.offset(dense, lateral)
+    (moving average over ~4 m) so walking speed and heading change smoothly."""
+    dense = pl.offset(pl.resample(line, 0.5), lateral)
+    if len(dense) > 9:
+        padded = np.concatenate([np.repeat(dense[:1], 4, 0), dense, np.repeat(dense[-1:], 4, 0)])
+        dense = np.stack([np.convolve(padded[:, k], np.ones(9) / 9, mode="valid") for k in range(2)], axis=1)
+    shifted = pl.resample(dense, 0.25)
     return Route(shifted, pl.cumulative_length(shifted), np.full(len(shifted), 2.0))

@@ -105,6 +105,7 @@ def generate_scene(
     ground = rasterize(town.road_map)
     lidar2ego = lidar_to_ego()
     spec = LidarSpec(num_beams=num_beams, azimuth_steps=azimuth_steps)
+    directions = spec.directions()
     cameras = build_cameras(image_size)
     rays = {c.name: pixel_rays(c) for c in cameras}
     texture = ground_texture()
@@ -115,7 +116,7 @@ def generate_scene(
         ego2global = _ego_pose(traffic.ego, i)
         objects = _objects_at(traffic, velocities, i)
         boxes = BoxSet.from_objects(objects)
-        points = sweep(spec, ego2global @ lidar2ego, boxes, ground, lidar_rng)
+        points = sweep(spec, ego2global @ lidar2ego, boxes, ground, lidar_rng, local_dirs=directions)
         keyframe = k % KEYFRAME_EVERY == 0
         images = {}
         if keyframe and with_images:

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import polyline as pl
 from .routes import Route
 
 LOOKAHEAD_STEP = 1.5
 LOOKAHEAD_COUNT = 40
 PATH_TOLERANCE = 1.4
+WALK_ACCEL = 1.5
 MIN_GAP, HEADWAY, COMFORT_DECEL, MAX_DECEL = 2.0, 1.2, 2.5, 9.0
 
 
@@ -62,8 +64,8 @@ class PathBank:
             base += route.cum[-1] - route.cum[0] + 1000.0
         self.x, self.y, self.s, self.limit = (np.concatenate(a) for a in (xs, ys, ss, lims))
         self.ends = np.array([r.cum[-1] for r in routes])
-        step = np.diff(np.stack([self.x, self.y], 1), axis=0)
-        self.heading = np.arctan2(step[:, 1], step[:, 0])
+        # vertex tangents, unwrapped per route, so headings interpolate continuously
+        self.heading = np.concatenate([np.unwrap(np.arctan2(*pl.tangents(r.line).T[::-1])) for r in routes])
 
     def pose(self, stations: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Positions ``(..., 2)`` and headings of agents at ``stations`` (shape ``(N, ...)``)."""
@@ -71,8 +73,8 @@ class PathBank:
         shape = stations.shape
         flat = (stations.reshape(len(rows), -1) + self.offsets[rows, None]).ravel()
         xy = np.stack([np.interp(flat, self.s, self.x), np.interp(flat, self.s, self.y)], axis=1)
-        seg = np.clip(np.searchsorted(self.s, flat, side="right") - 1, 0, len(self.heading) - 1)
-        return xy.reshape(*shape, 2), self.heading[seg].reshape(shape)
+        heading = _wrap(np.interp(flat, self.s, self.heading))
+        return xy.reshape(*shape, 2), heading.reshape(shape)
 
     def limits(self, stations: np.ndarray) -> np.ndarray:
         """Speed limits at ``stations`` ``(N, K)``."""
@@ -109,6 +111,7 @@ class TrafficSim:
         s = np.zeros(len(self.vehicles))
         v = np.array([m.initial_speed for m in self.vehicles])
         ws = np.zeros(len(self.walkers))
+        wv = np.array([m.initial_speed for m in self.walkers])
         vpos, vyaw, wpos, wyaw = [], [], [], []
         for time in times:
             pos, yaw = self.vbank.pose(s)
@@ -118,7 +121,7 @@ class TrafficSim:
                 wp, wy = self.wbank.pose(ws)
                 wpos.append(wp)
                 wyaw.append(wy)
-                ws = self._walk(ws, s, v)
+                ws, wv = self._walk(ws, wv, s, v)
             s, v = self._drive(time, s, v, pos, yaw)
         empty = np.zeros((len(times), 0, 2)), np.zeros((len(times), 0))
         walkers = (np.array(wpos), np.array(wyaw)) if self.walkers else empty
@@ -133,22 +136,25 @@ class TrafficSim:
                     return True
         return False
 
-    def _walk(self, ws: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Advance pedestrians; one at a crossing waits until it can claim it."""
-        out = ws.copy()
+    def _walk(self, ws: np.ndarray, wv: np.ndarray, s: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Advance pedestrians (speed changes at most ``WALK_ACCEL``); one reaching a crossing
+        waits at the kerb until it can claim it."""
+        out, speeds = ws.copy(), wv.copy()
         for k, walker in enumerate(self.walkers):
-            step = walker.speed * self.dt
+            stop = walker.route.cum[-1]
             for start, end, c in walker.route.crossings:
                 if ws[k] > end + 0.5:
                     self.claims[c].discard(k)
-                elif ws[k] + step >= start - 0.3 and k not in self.claims[c]:
+                elif ws[k] + 1.0 >= start - 0.3 and k not in self.claims[c]:
                     if self.claims[c] or not self._crossing_blocked(c, s, v):
                         self.claims[c].add(k)
                     else:
-                        step = max(0.0, min(step, start - 0.3 - ws[k]))
+                        stop = start - 0.3
                     break
-            out[k] = min(ws[k] + step, walker.route.cum[-1])
-        return out
+            target = min(walker.speed, np.sqrt(2 * WALK_ACCEL * max(stop - ws[k], 0.0)))
+            speeds[k] = np.clip(target, wv[k] - WALK_ACCEL * self.dt, wv[k] + WALK_ACCEL * self.dt)
+            out[k] = min(ws[k] + speeds[k] * self.dt, max(stop, ws[k]))
+        return out, speeds
 
     def _obstacles(self, time: float, s: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Distance from each vehicle's front to its nearest stop (red light, busy crossing)."""
