@@ -1,1 +1,1 @@
-"""Evaluation of the stack (registered in :mod:`perception.registry`)."""
+"""Evaluation: thin adapters to the official evaluators (nuscenes-devkit, av2) and the stack's own."""
