@@ -40,12 +40,13 @@ def ensure_synthetic(data_root: Path, scenes: int, seed: int) -> Path:
 
 
 def draw_frame(frame, out_dir: Path, stem: str, camera: str = "CAM_FRONT") -> list[Path]:
-    """BEV and one camera PNG of a frame."""
-    from perception.visualization import render_bev, render_camera
+    """BEV, one camera, and both side by side (the gallery view)."""
+    from perception.visualization import render_bev, render_camera, render_gallery
 
     written = [render_bev(frame, out_dir / f"{stem}_bev.png")]
     if camera in frame.cameras:
         written.append(render_camera(frame, camera, out_dir / f"{stem}_{camera.lower()}.png"))
+        written.append(render_gallery(frame, camera, out_dir / f"{stem}_gallery.png"))
     return written
 
 

@@ -43,20 +43,15 @@ def draw_map(axes: plt.Axes, frame: Frame) -> None:
                   linewidth=0.8, alpha=0.9)
 
 
-def render_bev(
+def draw_bev(
+    axes: plt.Axes,
     frame: Frame,
-    out_path: str | Path,
     extent_m: float = 60.0,
     predictions: Boxes3D | None = None,
     title: str | None = None,
     max_points: int = 200_000,
-) -> Path:
-    """Write a BEV PNG of ``frame`` (points by height, GT boxes solid, predictions dashed).
-
-    The file is written to a temporary name and renamed, so an existing PNG is never left
-    half-written.
-    """
-    figure, axes = plt.subplots(figsize=(8, 8), dpi=110)
+) -> None:
+    """Points by height, map, GT boxes solid and predictions dashed, on ``axes``."""
     axes.set_facecolor("black")
     points = frame.points[:: max(1, len(frame.points) // max_points)]
     near = (np.abs(points[:, 0]) < extent_m) & (np.abs(points[:, 1]) < extent_m)
@@ -70,13 +65,25 @@ def render_bev(
     axes.set_xlim(-extent_m, extent_m)
     axes.set_ylim(-extent_m, extent_m)
     axes.set_aspect("equal")
+    axes.grid(False)
     axes.set_xlabel("x (m, LiDAR frame)")
     axes.set_ylabel("y (m)")
-    axes.set_title(title or f"{frame.dataset} {frame.token}: {len(frame.points)} points, {len(frame.boxes)} boxes")
-    return _save_atomically(figure, Path(out_path))
+    axes.set_title(title or f"{frame.dataset} {frame.token[:8]}: {len(frame.points)} points, {len(frame.boxes)} boxes")
 
 
-def _save_atomically(figure: plt.Figure, out_path: Path) -> Path:
+def render_bev(frame: Frame, out_path: str | Path, **kwargs) -> Path:
+    """Write a BEV PNG of ``frame`` (see :func:`draw_bev` for the options).
+
+    The file is written to a temporary name and renamed, so an existing PNG is never left
+    half-written.
+    """
+    figure, axes = plt.subplots(figsize=(8, 8), dpi=110)
+    draw_bev(axes, frame, **kwargs)
+    return save_figure(figure, Path(out_path))
+
+
+def save_figure(figure: plt.Figure, out_path: Path) -> Path:
+    """Save to a temporary PNG next to ``out_path``, rename it into place, close the figure."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(suffix=".png", dir=out_path.parent)
     os.close(handle)
