@@ -19,7 +19,7 @@ setup(
     package_dir={OPS_IMPORT_NAME: "ops"},
     include_package_data=True,
     install_requires=[
-        "torch>=2.1",
+        "torch>=2.4",
         "numpy<2",
         "pyarrow<21",
         "mmengine",
