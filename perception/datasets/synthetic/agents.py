@@ -10,7 +10,7 @@ import numpy as np
 from . import polyline as pl
 from .catalog import KINDS, attribute_of, jittered_size, track_id
 from .routes import crossing_intervals, lane_route, predecessors, walk_route
-from .scenery import place_parked
+from .kerbside import place_kerbside
 from .traffic import LightSchedule, Mover, TrafficSim
 from .types import ObjectState
 from .world import ARM_ANGLES, Town
@@ -82,15 +82,20 @@ def _schedule(ego_arm: str, ego_green_end: float, t0: float, t1: float) -> Light
     return LightSchedule(phases)
 
 
-def _spawn_vehicles(town: Town, rng: np.random.Generator, density: float, ego_xy: np.ndarray,
+def _spawn_vehicles(town: Town, rng: np.random.Generator, density: float, ego_xy: np.ndarray, ego_arm: str,
                     lights: LightSchedule, t0: float, length: float, key: tuple) -> list[Mover]:
     """Vehicles along every non-junction lane, ``density`` per 100 m on average; each moving
-    kind appears at least once (placed first, on the junction arms)."""
+    kind appears at least once, placed first on the junction arm lanes nearest the ego (not
+    beside it: big vehicles driving along with the ego would hide the kerb all the time)."""
     movers: list[Mover] = []
     pending = ["bus", "truck", "motorcycle", "bicycle"]
     n = town.spec.lanes_per_direction
-    lane_ids = sorted((i for i, lane in town.lanes.items() if not lane.is_intersection),
-                      key=lambda i: (not i.split("_")[0] in ARM_ANGLES, i))
+    def nearness(lane_id: str) -> tuple[bool, float, str]:
+        gap = np.linalg.norm(town.lanes[lane_id].centerline - ego_xy, axis=1).min()
+        beside = lane_id.startswith(f"{ego_arm}_in_")
+        return lane_id.split("_")[0] not in ARM_ANGLES or beside, round(float(gap), 3), lane_id
+
+    lane_ids = sorted((i for i, lane in town.lanes.items() if not lane.is_intersection), key=nearness)
     for lane_id in lane_ids:
         lane = town.lanes[lane_id]
         outer = lane_id.endswith(f"_{n - 1}")
@@ -150,8 +155,13 @@ def _spawn_walkers(town: Town, rng: np.random.Generator, count: int, key: tuple)
 
 def simulate_traffic(town: Town, rng: np.random.Generator, times: np.ndarray, arrival: float,
                      key: tuple, vehicle_density: float = 2.0, pedestrian_count: int = 24,
-                     ego_size: tuple[float, float, float] = (4.08, 1.73, 1.56)) -> TrafficResult:
-    """Simulate ``times`` (seconds, uniform step); the ego reaches its stop line near ``arrival``."""
+                     ego_size: tuple[float, float, float] = (4.08, 1.73, 1.56),
+                     keyframe_times: np.ndarray | None = None) -> TrafficResult:
+    """Simulate ``times`` (seconds, uniform step); the ego reaches its stop line near ``arrival``.
+
+    Kerbside objects are laid out near the ego's positions at ``keyframe_times`` (default:
+    every 0.5 s from 0 to the end of ``times``), where the annotated keyframes are.
+    """
     dt = float(times[1] - times[0])
     length = KINDS["car"].speed * 1.3 * (times[-1] - times[0]) + ROUTE_MARGIN
     ego_speed = 8.0
@@ -159,7 +169,7 @@ def simulate_traffic(town: Town, rng: np.random.Generator, times: np.ndarray, ar
     lights = _schedule(ego_arm, arrival + 6.0, float(times[0]), float(times[-1]))
     ego = Mover(track_id(*key, "ego"), "vehicle.car", np.asarray(ego_size), ego_route, 10.0, 1.5, ego_speed)
     vehicles = _spawn_vehicles(town, rng, vehicle_density, ego_route.line[np.searchsorted(ego_route.cum, 0.0)],
-                               lights, float(times[0]), length, key)
+                               ego_arm, lights, float(times[0]), length, key)
     walkers = _spawn_walkers(town, rng, pedestrian_count, key)
     sim = TrafficSim([ego, *vehicles], walkers, lights, len(town.crossings), dt)
     vpos, vyaw, wpos, wyaw = sim.run(times)
@@ -167,5 +177,8 @@ def simulate_traffic(town: Town, rng: np.random.Generator, times: np.ndarray, ar
                     for i, m in enumerate([ego, *vehicles])]
     trajectories += [Trajectory(m.track_id, m.category, m.size, wpos[:, i], wyaw[:, i])
                      for i, m in enumerate(walkers)]
-    statics = town.statics + place_parked(town, rng, key)
+    if keyframe_times is None:
+        keyframe_times = np.arange(0.0, float(times[-1]) + 1e-9, 0.5)
+    focus = np.stack([np.interp(keyframe_times, times, trajectories[0].positions[:, k]) for k in range(2)], 1)
+    statics = town.statics + place_kerbside(town, rng, key, focus)
     return TrafficResult(times, trajectories[0], trajectories[1:], statics)

@@ -26,6 +26,7 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "movable_object.barrier": (235, 235, 235),
     "static.building": (175, 160, 145),
     "static.pole": (95, 95, 100),
+    "static.vegetation": (70, 120, 55),
 }
 """Category prefix -> RGB colour of its boxes (before shading)."""
 SURFACE_COLOURS = np.array([(84, 122, 66), (72, 72, 76), (160, 155, 145), (235, 235, 230), (225, 185, 40)],

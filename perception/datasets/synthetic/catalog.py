@@ -1,7 +1,7 @@
 """Object kinds of the synthetic world: nuScenes categories, typical sizes, speeds, attributes.
 
 Sizes ``(l, w, h)`` are close to the nuScenes per-class means.  Categories starting with
-``static.`` (buildings, poles) are scenery: sensors see them but they are no detection class
+``static.`` (buildings, trees, poles) are scenery: sensors see them but they are no detection class
 and the writers do not annotate them.
 """
 from __future__ import annotations
@@ -39,10 +39,14 @@ KINDS: dict[str, Kind] = {
     "barrier": Kind("movable_object.barrier", (0.5, 2.5, 1.0)),
     "building": Kind("static.building", (16.0, 12.0, 12.0)),
     "pole": Kind("static.pole", (0.3, 0.3, 7.0), jitter=0.0),
+    "tree": Kind("static.vegetation", (1.4, 1.4, 8.0), jitter=0.2),
 }
 """Kind name -> :class:`Kind` (the ten detection classes plus scenery)."""
 
 CYCLES = ("vehicle.bicycle", "vehicle.motorcycle")
+MOVING_SPEED = 0.2
+"""m/s above which a pedestrian or vehicle counts as moving (the rule of the nuScenes
+detection output, :func:`perception.evaluation.nuscenes_detection.attribute_of`)."""
 
 
 def jittered_size(kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -59,11 +63,11 @@ def track_id(*parts: object) -> str:
 def attribute_of(category: str, speed: float, parked: bool) -> str:
     """The nuScenes attribute of an object of ``category`` moving at ``speed`` m/s."""
     if category.startswith("human.pedestrian"):
-        return "pedestrian.moving" if speed > 0.2 else "pedestrian.standing"
+        return "pedestrian.moving" if speed > MOVING_SPEED else "pedestrian.standing"
     if category in CYCLES:
         return "cycle.without_rider" if parked else "cycle.with_rider"
     if category.startswith("vehicle."):
         if parked:
             return "vehicle.parked"
-        return "vehicle.moving" if speed > 0.5 else "vehicle.stopped"
+        return "vehicle.moving" if speed > MOVING_SPEED else "vehicle.stopped"
     return ""

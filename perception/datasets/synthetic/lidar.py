@@ -19,7 +19,8 @@ from .raycast import BoxSet, Window, cast
 SURFACE_INTENSITY = np.array([6.0, 10.0, 24.0, 95.0, 70.0], dtype=np.float32)
 """Mean intensity of grass, asphalt, sidewalk, white and yellow paint (0-255)."""
 OBJECT_INTENSITY = {"vehicle": 35.0, "human": 18.0, "movable_object.trafficcone": 160.0,
-                    "movable_object.barrier": 80.0, "static.building": 45.0, "static.pole": 60.0}
+                    "movable_object.barrier": 80.0, "static.building": 45.0, "static.pole": 60.0,
+                    "static.vegetation": 22.0}
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class LidarSpec:
     max_range: float = 100.0
     min_range: float = 1.0
     range_noise: float = 0.02
-    dropout: float = 0.07
+    dropout: float = 0.03
 
     def elevations(self) -> np.ndarray:
         """``(num_beams,)`` beam elevations in radians, lowest first (ring 0)."""

@@ -89,7 +89,8 @@ def generate_scene(
     town = build_town(location)
     traffic = simulate_traffic(town, np.random.default_rng(traffic_seq), times, arrival=0.2 * sensor_duration_s,
                                key=(name, seed), vehicle_density=vehicle_density,
-                               pedestrian_count=pedestrian_count, ego_size=EGO_SIZE)
+                               pedestrian_count=pedestrian_count, ego_size=EGO_SIZE,
+                               keyframe_times=times[first_sensor:first_sensor + num_ticks:KEYFRAME_EVERY])
     velocities = [np.gradient(m.positions, dt, axis=0) for m in traffic.movers]
     epoch_us = EPOCH_US + int(np.random.default_rng(clock_seq).integers(0, 10**14))
 

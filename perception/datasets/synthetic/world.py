@@ -3,8 +3,9 @@
 Layout (world frame, metres): two straight roads cross at the origin (arms ``E``, ``N``,
 ``W``, ``S`` run from the junction edge ``H`` out to ``L``); a 270-degree loop of radius
 ``L`` joins the ends of ``N`` and ``E`` (``NE``), another joins ``S`` and ``W`` (``SW``), so
-every lane has successors and traffic circulates forever.  Roads of the south-west half have
-a parking strip beyond a painted edge line; the others end at the kerb.  The map depends
+every lane has successors and traffic circulates forever.  The four arms and the south-west
+loop have a parking strip beyond a painted edge line on both sides; the north-east loop ends
+at the kerb (the kerb steps in where the arms ``N`` and ``E`` meet it).  The map depends
 only on the location, never on the scene seed (scenes of one location share one map).
 """
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _unit(angle: float) -> np.ndarray:
 def _roads(spec: LocationSpec, junction_half: float) -> dict[str, Road]:
     """Arms (outward) and the two loops (``NE``: N end -> E end, ``SW``: S end -> W end)."""
     length, n, w = spec.arm_length, spec.lanes_per_direction, spec.lane_width
-    parking = {"E": False, "N": False, "W": True, "S": True, "NE": False, "SW": True}
+    parking = {"E": True, "N": True, "W": True, "S": True, "NE": False, "SW": True}
     references = {
         arm: pl.straight(junction_half * _unit(a), length * _unit(a), spec.spacing) for arm, a in ARM_ANGLES.items()
     }

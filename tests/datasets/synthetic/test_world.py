@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from shapely.geometry import Polygon
+from shapely.ops import unary_union
 
 from perception.datasets.synthetic import polyline as pl
 from perception.datasets.synthetic.agents import simulate_traffic
@@ -61,6 +62,7 @@ def test_walkways_bounds_and_scenery(town):
     for walkway in rm.walkways:
         poly = Polygon(walkway)
         assert poly.is_valid and poly.intersection(town.drivable).area < 0.5
+    assert {o.category for o in town.statics} == {"static.building", "static.pole", "static.vegetation"}
     for obj in town.statics:
         assert obj.category.startswith("static.")
         if obj.category == "static.building":
@@ -99,6 +101,20 @@ def test_traffic_keeps_apart_and_follows_lanes(town):
     for m in vehicles[:10]:
         dist = np.linalg.norm(m.positions[::20, None, :] - centre[None], axis=-1).min(axis=1)
         assert dist.max() < 0.35
+    # kerbside objects stand in the parking strips: on the road, clear of every lane
+    lanes = unary_union([Polygon(np.concatenate([lane.left_boundary, lane.right_boundary[::-1]])).buffer(0)
+                         for lane in town.road_map.lanes])
+    kinds = set()
+    for obj in parked:
+        shape = footprint(obj.center, obj.size, obj.yaw)
+        assert town.drivable.buffer(0.05).contains(shape) and shape.intersection(lanes).area < 0.05, obj.category
+        kinds.add(obj.category)
+    assert {"vehicle.truck", "vehicle.bus.rigid", "vehicle.trailer", "vehicle.construction", "vehicle.motorcycle",
+            "vehicle.bicycle", "movable_object.trafficcone", "movable_object.barrier", "vehicle.car"} <= kinds
+    # the rarer classes are near the ego's keyframe positions (first keyframe at t = 0)
+    ego0 = result.ego.positions[np.searchsorted(times, 0.0)]
+    rare = [o for o in parked if o.category in ("movable_object.trafficcone", "vehicle.bicycle")]
+    assert min(np.linalg.norm(o.center[:2] - ego0) for o in rare) < 30.0
     # the ego goes through the junction
     half = town.junction_half
     inside = (np.abs(result.ego.positions) < half).all(axis=1)
