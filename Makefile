@@ -15,7 +15,7 @@ install: $(STAMP)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): setup.py $(CONSTRAINTS) | $(PY)
+$(STAMP): setup.py $(CONSTRAINTS) $(wildcard ops/csrc/*.cpp ops/csrc/*.h) | $(PY)
 	$(PIP) install "pip==24.3.1" "setuptools==80.9.0" "wheel==0.45.1"
 	$(PIP) install torch==2.13.0
 	$(PIP) install --no-build-isolation --use-pep517 -c $(CONSTRAINTS) -e ".[test]"
