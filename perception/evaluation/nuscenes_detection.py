@@ -8,8 +8,6 @@ unchanged: mAP, NDS, the five TP errors and per-class AP all come from the devki
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 from pyquaternion import Quaternion
 
 from ..structures import Boxes3D
+from ..utils.atomic import atomic_open
 
 DEFAULT_ATTRIBUTES: Mapping[str, str] = {
     "car": "vehicle.parked",
@@ -86,17 +85,9 @@ def boxes_to_submission(
 def write_submission(results: Mapping[str, list[dict[str, Any]]], path: str | Path,
                      meta: Mapping[str, bool] = SUBMISSION_META) -> Path:
     """Write ``{"meta", "results"}`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump({"meta": dict(meta), "results": dict(results)}, stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path, "w") as stream:
+        json.dump({"meta": dict(meta), "results": dict(results)}, stream)
+    return Path(path)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,6 @@ the picture has the BEV axis convention of :mod:`perception.structures.conventio
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..structures import Boxes3D, Frame, invert_transform  # noqa: E402
+from ..utils.atomic import atomic_path  # noqa: E402
 from .colors import MAP_COLORS, class_color  # noqa: E402
 
 
@@ -83,15 +82,10 @@ def render_bev(frame: Frame, out_path: str | Path, **kwargs) -> Path:
 
 
 def save_figure(figure: plt.Figure, out_path: Path) -> Path:
-    """Save to a temporary PNG next to ``out_path``, rename it into place, close the figure."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".png", dir=out_path.parent)
-    os.close(handle)
+    """Save the figure as a PNG atomically (see :mod:`perception.utils.atomic`) and close it."""
     try:
-        figure.savefig(temporary, bbox_inches="tight")
-        os.replace(temporary, out_path)
+        with atomic_path(out_path) as temporary:
+            figure.savefig(temporary, format="png", bbox_inches="tight")
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return out_path
+    return Path(out_path)

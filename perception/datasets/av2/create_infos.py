@@ -9,9 +9,6 @@ annotations (every sweep for unlabelled logs).  Paths in the records are relativ
 from __future__ import annotations
 
 import argparse
-import os
-import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from av2.utils.synchronization_database import SynchronizationDB
 from tqdm import tqdm
 
 from perception.structures import FrameError
+from perception.utils.atomic import write_pickle_atomic
 
 from .annotations import NS_PER_S, load_log_annotations
 from .categories import AV2_CLASSES
@@ -62,21 +60,8 @@ def create_infos(
         records.extend(log_records(log_dir, Path(root), max_sweeps))
     metainfo = {"dataset": "av2", "split": split, "version": INFO_VERSION, "classes": AV2_CLASSES}
     out_path = Path(out_dir or root) / f"av2_infos_{split}.pkl"
-    write_atomic({"metainfo": metainfo, "data_list": records}, out_path)
+    write_pickle_atomic({"metainfo": metainfo, "data_list": records}, out_path)
     return out_path
-
-
-def write_atomic(payload: Any, out_path: Path) -> None:
-    """Pickle to a temporary file in the target folder, then rename over ``out_path``."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=out_path.name, suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            pickle.dump(payload, file, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp_name, out_path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def log_records(log_dir: Path, root: Path, max_sweeps: int) -> list[dict[str, Any]]:

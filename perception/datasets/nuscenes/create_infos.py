@@ -10,15 +10,13 @@ in :mod:`.info_builder`.
 from __future__ import annotations
 
 import argparse
-import os
-import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from ...structures import NUSCENES_CLASSES
+from ...utils.atomic import write_pickle_atomic
 from .splits import OFFICIAL_SPLITS, scene_splits
 
 INFO_VERSION = "1.1"
@@ -33,21 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "version (v1.0-synthetic) whose splits come from <root>/splits.json")
     parser.add_argument("--out-dir", default=None, help="where to write the pickles (default: --root)")
     parser.add_argument("--max-sweeps", type=int, default=10, help="previous LiDAR sweeps listed per sample")
-
-
-def write_pickle_atomic(content: Any, path: Path) -> None:
-    """Pickle ``content`` to a temporary file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
-    try:
-        with handle:
-            pickle.dump(content, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 def build_infos(nusc: Any, root: str | Path, version: str, max_sweeps: int = 10) -> dict[str, dict[str, Any]]:

@@ -190,7 +190,8 @@ def _write_infos(root: Path, settings: Settings) -> None:
     if "nuscenes" in settings.formats:
         from nuscenes.nuscenes import NuScenes
 
-        from ..nuscenes.create_infos import build_infos, write_pickle_atomic
+        from ...utils.atomic import write_pickle_atomic
+        from ..nuscenes.create_infos import build_infos
 
         nusc = NuScenes(version=settings.version, dataroot=str(root), verbose=False)
         for split, content in build_infos(nusc, root, settings.version).items():
