@@ -78,8 +78,9 @@ setup(
         "pyquaternion",
     ],
     extras_require={
-        # triton runs the GPU kernels' tests on the CPU (TRITON_INTERPRET=1)
-        "test": ["pytest", "pytest-timeout", "hypothesis", "triton"],
+        # triton runs the GPU kernels' tests on the CPU (TRITON_INTERPRET=1); spconv is the
+        # peer the sparse engine is checked against (weights, outputs, gradients)
+        "test": ["pytest", "pytest-timeout", "hypothesis", "triton", "spconv-cu120"],
         "triton": ["triton"],
         "spconv": ["spconv-cu120==2.3.6"],
         "open3d": ["open3d==0.20.0"],
