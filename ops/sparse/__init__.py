@@ -60,3 +60,9 @@ __all__ += ["TRITON_DATAFLOWS", "TRITON_AVAILABLE", "triton_sparse_matmul"]
 from .dataflows import DATAFLOWS as CPU_DATAFLOWS, DataflowSpec, MapView, sparse_matmul  # noqa: E402
 
 __all__ += ["CPU_DATAFLOWS", "DataflowSpec", "MapView", "sparse_matmul"]
+
+# per-module execution choice (dataflow, parameters, backend) and the autotuner that sets it
+from . import autotune  # noqa: E402
+from .execution import DEFAULT_EXECUTION, ExecutionConfig  # noqa: E402
+
+__all__ += ["autotune", "DEFAULT_EXECUTION", "ExecutionConfig"]

@@ -13,14 +13,21 @@ Bit budget of a packed key (int64, sign bit always 0 so keys sort like the tuple
 
 Fixed fields (rather than a mixed radix over the spatial shape) keep keys comparable across
 levels and let GPU kernels pack with shifts only.  Anything beyond the budget raises ValueError.
+
+CPU tensors use the compiled kernels of ``perception_ops._C`` when they are built (see
+:func:`resolve_native`); the PyTorch code here is the readable reference, the CUDA path and
+the fallback, and gives identical results and error messages.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Sequence, Union
 
 import torch
 from torch import Tensor
+
+from ..native import native_module
 
 COORD_BITS = 16
 BATCH_BITS = 15
@@ -54,6 +61,22 @@ def check_device(tensor: Tensor, name: str) -> None:
             f"{SUPPORTED_DEVICE_TYPES}")
 
 
+def resolve_native(coords: Tensor, use_native: bool | None) -> ModuleType | None:
+    """The compiled extension when ``coords`` should take the native CPU path, else ``None``.
+
+    ``use_native=None`` picks it for CPU tensors when it is built; ``False`` forces the
+    PyTorch path; ``True`` demands the native one (ValueError if impossible).
+    """
+    if use_native is False:
+        return None
+    native = native_module() if coords.device.type == "cpu" else None
+    if use_native and native is None:
+        reason = "it is not built" if coords.device.type == "cpu" else \
+            f"coords are on {coords.device}, the native kernels are CPU only"
+        raise ValueError(f"use_native=True but the native kernels cannot be used: {reason}")
+    return native
+
+
 def validate_spatial_shape(spatial_shape: IntOrTriple) -> Triple:
     """Check a (D, H, W) spatial shape fits the 16-bit-per-axis key budget."""
     shape = as_triple(spatial_shape, "spatial_shape")
@@ -65,10 +88,11 @@ def validate_spatial_shape(spatial_shape: IntOrTriple) -> Triple:
 
 
 def validate_coords(coords: Tensor, spatial_shape: IntOrTriple,
-                    batch_size: int | None = None) -> Triple:
+                    batch_size: int | None = None, use_native: bool | None = None) -> Triple:
     """Check coords is int32 (M, 4) with every (batch, z, y, x) inside range; returns the shape.
 
-    Duplicates are detected by :meth:`CoordHash.build`, which has to sort the keys anyway.
+    Duplicates are detected by :meth:`CoordHash.build` (or the native kernel maps), which
+    build a lookup table anyway.  ``use_native``: see :func:`resolve_native`.
     """
     if not isinstance(coords, Tensor):
         raise ValueError(f"coords must be a torch.Tensor, got {type(coords).__name__}")
@@ -84,11 +108,17 @@ def validate_coords(coords: Tensor, spatial_shape: IntOrTriple,
     if coords.shape[0] == 0:
         return shape
     upper = [batch_size if batch_size is not None else MAX_BATCH, *shape]
-    lo = coords.amin(dim=0).tolist()
-    hi = coords.amax(dim=0).tolist()
+    native = resolve_native(coords, use_native)
+    if native is not None:  # one pass: first bad row per column, -1 where none
+        first_bad = native.coords_first_out_of_range(coords.contiguous(), upper)
+    else:
+        lo, hi = coords.amin(dim=0).tolist(), coords.amax(dim=0).tolist()
+        first_bad = [-1 if lo[col] >= 0 and hi[col] < upper[col] else int(
+            ((coords[:, col] < 0) | (coords[:, col] >= upper[col])).nonzero()[0, 0])
+            for col in range(4)]
     for col, name in enumerate(("batch", "z", "y", "x")):
-        if lo[col] < 0 or hi[col] >= upper[col]:
-            bad = ((coords[:, col] < 0) | (coords[:, col] >= upper[col])).nonzero()[0, 0].item()
+        if first_bad[col] >= 0:
+            bad = first_bad[col]
             limit = "batch_size" if col == 0 else "spatial_shape"
             raise ValueError(
                 f"coords column '{name}' out of range [0, {upper[col]}) ({limit}); "
@@ -140,12 +170,13 @@ class CoordHash:
     order: Tensor
 
     @classmethod
-    def build(cls, coords: Tensor, spatial_shape: IntOrTriple,
-              batch_size: int | None = None) -> "CoordHash":
-        """Validate coords and build the table; duplicate coordinates raise ValueError."""
-        validate_coords(coords, spatial_shape, batch_size)
+    def build(cls, coords: Tensor, spatial_shape: IntOrTriple, batch_size: int | None = None,
+              use_native: bool | None = None) -> "CoordHash":
+        """Validate coords (``use_native`` as in :func:`validate_coords`) and build the table;
+        duplicate coordinates raise ValueError."""
+        validate_coords(coords, spatial_shape, batch_size, use_native)
         keys = pack_keys(coords[:, 0], coords[:, 1:])
-        sorted_keys, order = torch.sort(keys)
+        sorted_keys, order = torch.sort(keys, stable=True)  # stable: deterministic error rows
         if sorted_keys.numel() > 1:
             dup = sorted_keys[1:] == sorted_keys[:-1]
             if bool(dup.any()):

@@ -7,6 +7,7 @@ plain torch ops, so autograd works; fused forward/backward kernels come later.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -14,6 +15,8 @@ from torch import Tensor
 
 from .coords import IntOrTriple, Triple, as_triple, check_device, validate_coords
 from .kernel_map import KernelMap, KernelMapCache
+from .tensor import dense as _dense
+from .tensor import to_bev as _to_bev
 
 
 @dataclass(eq=False)
@@ -22,7 +25,8 @@ class SparseTensor:
 
     ``coords`` int32 (N, 4) = (batch, z, y, x) on the level's grid of ``spatial_shape``;
     ``tensor_stride`` is the level's stride w.r.t. the input grid.  ``cache`` holds the kernel
-    maps and is shared (not copied) by every tensor a conv derives from this one.
+    maps and is shared (not copied) by every tensor a conv derives from this one.  spconv's
+    names work too: ``indices``, ``replace_feature``, ``dense()``.
     """
 
     features: Tensor
@@ -37,14 +41,45 @@ class SparseTensor:
         self.tensor_stride = as_triple(self.tensor_stride, "tensor_stride")
         check_features(self.features, self.coords)
 
+    @property
+    def indices(self) -> Tensor:
+        """spconv's name of :attr:`coords`."""
+        return self.coords
+
     def replace(self, features: Tensor, coords: Tensor | None = None,
                 spatial_shape: Triple | None = None,
                 tensor_stride: Triple | None = None) -> "SparseTensor":
-        """New tensor with other features (and optionally another level), sharing the cache."""
+        """New tensor with other features (and optionally another level), sharing the cache.
+
+        With the same coordinates (``coords`` omitted or this tensor's own) and level, they are
+        not validated again: only the features are checked (rows, device, floating dtype).
+        """
+        same_level = ((coords is None or coords is self.coords)
+                      and (spatial_shape is None
+                           or as_triple(spatial_shape, "spatial_shape") == self.spatial_shape)
+                      and (tensor_stride is None
+                           or as_triple(tensor_stride, "tensor_stride") == self.tensor_stride))
+        if same_level:
+            check_features(features, self.coords)
+            out = copy.copy(self)  # shallow: coords and cache are shared, __post_init__ skipped
+            out.features = features
+            return out
         return SparseTensor(
             features, self.coords if coords is None else coords,
             self.spatial_shape if spatial_shape is None else spatial_shape, self.batch_size,
             self.tensor_stride if tensor_stride is None else tensor_stride, self.cache)
+
+    def replace_feature(self, features: Tensor) -> "SparseTensor":
+        """spconv's name of :meth:`replace` with new features only."""
+        return self.replace(features)
+
+    def dense(self, channels_first: bool = True) -> Tensor:
+        """Dense grid (B, C, D, H, W) (or (B, D, H, W, C)), as spconv's ``dense()``."""
+        return _dense(self, channels_first)
+
+    def to_bev(self) -> Tensor:
+        """BEV map (B, C * D, H, W), see :func:`.tensor.to_bev`."""
+        return _to_bev(self)
 
 
 def check_features(features: Tensor, coords: Tensor) -> None:

@@ -13,6 +13,11 @@ Pairs are stored CSR-like: offset j owns ``[offset_ptr[j], offset_ptr[j+1])`` of
 ``in_indices`` / ``out_indices``, sorted by output row inside each offset.  ``out_masks``
 holds, per output, a bitmask over offsets (bit j%32 of int32 word j//32) for implicit GEMM.
 Output coordinates of ``conv`` maps are sorted by (batch, z, y, x).
+
+``build_subm_map`` / ``build_conv_map`` run the compiled kernels (ops/csrc/kernel_map.cpp:
+hash-table lookups, radix-sorted outputs) for CPU coords when they are built, and the PyTorch
+code below otherwise; ``use_native`` forces either (see :func:`.coords.resolve_native`).
+Both paths give identical maps (tests/ops/test_kernel_map_native.py).
 """
 from __future__ import annotations
 
@@ -31,7 +36,9 @@ from .coords import (
     conv_output_shape,
     kernel_offsets,
     pack_keys,
+    resolve_native,
     unpack_keys,
+    validate_coords,
     validate_spatial_shape,
 )
 
@@ -120,9 +127,18 @@ def _assemble(kind: str, geometry: tuple[Triple, Triple, Triple, Triple],
         inputs[0], inputs[1], inputs[2], outputs[0], outputs[1], outputs[2])
 
 
+def _native_map(kind: str, geometry: tuple[Triple, Triple, Triple, Triple],
+                tensors: list[Tensor], inputs: tuple[Tensor, Triple, Triple],
+                outputs: tuple[Tensor, Triple, Triple]) -> KernelMap:
+    """Wrap (in_indices, out_indices, offset_ptr, out_masks) of a native kernel in a KernelMap."""
+    in_idx, out_idx, ptr, masks = tensors
+    return KernelMap(kind, *geometry, in_idx, out_idx, ptr, tuple(ptr.tolist()), masks,
+                     *inputs, *outputs)
+
+
 def build_subm_map(coords: Tensor, spatial_shape: IntOrTriple, kernel_size: IntOrTriple,
                    dilation: IntOrTriple = 1, batch_size: int | None = None,
-                   tensor_stride: IntOrTriple = 1) -> KernelMap:
+                   tensor_stride: IntOrTriple = 1, use_native: bool | None = None) -> KernelMap:
     """Submanifold map: outputs are the inputs; only half the offsets are searched.
 
     For odd kernels offset K-1-j is the mirror of offset j (delta -> -delta), so its pairs are
@@ -133,7 +149,15 @@ def build_subm_map(coords: Tensor, spatial_shape: IntOrTriple, kernel_size: IntO
     if any(v % 2 == 0 for v in k):
         raise ValueError(f"submanifold conv needs odd kernel sizes (as spconv 2.x), got {k}")
     shape = validate_spatial_shape(spatial_shape)
-    table = CoordHash.build(coords, shape, batch_size)
+    level = (coords, shape, as_triple(tensor_stride, "tensor_stride"))
+    padding: Triple = tuple(v // 2 * e for v, e in zip(k, d))  # type: ignore[assignment]
+    geometry = (k, (1, 1, 1), padding, d)
+    native = resolve_native(coords, use_native) if isinstance(coords, Tensor) else None
+    if native is not None:
+        validate_coords(coords, shape, batch_size, use_native=True)
+        tensors = native.subm_kernel_map(coords.contiguous(), shape, k, d)
+        return _native_map("subm", geometry, tensors, level, level)
+    table = CoordHash.build(coords, shape, batch_size, use_native)
     device = coords.device
     deltas = (kernel_offsets(k, device) - torch.tensor([v // 2 for v in k], device=device)) \
         * torch.tensor(d, device=device)
@@ -158,15 +182,14 @@ def build_subm_map(coords: Tensor, spatial_shape: IntOrTriple, kernel_size: IntO
         offs += [j + j0, num_offsets - 1 - j0 - j]
         ins += [src, dst]
         outs += [dst, src]
-    level = (coords, shape, as_triple(tensor_stride, "tensor_stride"))
-    padding: Triple = tuple(v // 2 * e for v, e in zip(k, d))  # type: ignore[assignment]
-    return _assemble("subm", (k, (1, 1, 1), padding, d), torch.cat(offs), torch.cat(ins),
-                     torch.cat(outs), level, level)
+    return _assemble("subm", geometry, torch.cat(offs), torch.cat(ins), torch.cat(outs),
+                     level, level)
 
 
 def build_conv_map(coords: Tensor, spatial_shape: IntOrTriple, kernel_size: IntOrTriple,
                    stride: IntOrTriple = 1, padding: IntOrTriple = 0, dilation: IntOrTriple = 1,
-                   batch_size: int | None = None, tensor_stride: IntOrTriple = 1) -> KernelMap:
+                   batch_size: int | None = None, tensor_stride: IntOrTriple = 1,
+                   use_native: bool | None = None) -> KernelMap:
     """Sparse (possibly strided) conv map: o receives i at offset j iff i = o*s - p + j*d."""
     k = as_triple(kernel_size, "kernel_size")
     s = as_triple(stride, "stride")
@@ -174,7 +197,16 @@ def build_conv_map(coords: Tensor, spatial_shape: IntOrTriple, kernel_size: IntO
     d = as_triple(dilation, "dilation")
     shape = validate_spatial_shape(spatial_shape)
     out_shape = validate_spatial_shape(conv_output_shape(shape, k, s, p, d))  # keys must fit
-    CoordHash.build(coords, shape, batch_size)  # validation + duplicate check
+    in_stride = as_triple(tensor_stride, "tensor_stride")
+    out_stride: Triple = tuple(a * b for a, b in zip(in_stride, s))  # type: ignore[assignment]
+    native = resolve_native(coords, use_native) if isinstance(coords, Tensor) else None
+    if native is not None:
+        validate_coords(coords, shape, batch_size, use_native=True)
+        *tensors, out_coords = native.conv_kernel_map(coords.contiguous(), shape, out_shape,
+                                                      k, s, p, d)
+        return _native_map("conv", (k, s, p, d), tensors, (coords, shape, in_stride),
+                           (out_coords, out_shape, out_stride))
+    CoordHash.build(coords, shape, batch_size, use_native)  # validation + duplicate check
     device = coords.device
     taps = kernel_offsets(k, device) * torch.tensor(d, device=device)
     s_t, out_t = torch.tensor(s, device=device), torch.tensor(out_shape, device=device)
@@ -189,8 +221,6 @@ def build_conv_map(coords: Tensor, spatial_shape: IntOrTriple, kernel_size: IntO
         keys.append(pack_keys(batch[ok], num[ok] // s_t))
         offs.append(torch.full_like(ins[-1], j))
     out_keys, out_idx = torch.unique(torch.cat(keys), sorted=True, return_inverse=True)
-    in_stride = as_triple(tensor_stride, "tensor_stride")
-    out_stride: Triple = tuple(a * b for a, b in zip(in_stride, s))  # type: ignore[assignment]
     return _assemble("conv", (k, s, p, d), torch.cat(offs), torch.cat(ins), out_idx,
                      (coords, shape, in_stride), (unpack_keys(out_keys), out_shape, out_stride))
 

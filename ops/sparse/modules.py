@@ -6,6 +6,12 @@ spconv 2.x ``state_dict`` loads with ``load_state_dict(strict=True)`` and a mode
 spconv needs only its imports changed.  spconv's performance knobs (``algo``, ``fp32_accum``,
 ``large_kernel_fast_algo``, ``name``) are accepted and ignored.
 
+Each conv layer has a tunable execution config (:class:`.execution.ExecutionConfig`: dataflow,
+its parameters, dgrad / wgrad choices, backend), one for inference and one for training,
+picked per call by :func:`.execution.active_mode` (training when ``module.training`` and grad
+is enabled).  Set with ``module.set_execution(config, mode)``; ``module.execution`` is the
+config of the current mode.  Configs are not part of the ``state_dict`` (spconv keys only).
+
 Under ``torch.autocast`` the layers cast features and weights to the autocast dtype (as
 ``F.conv3d`` does); outside it, features and weights must share a dtype.
 """
@@ -18,7 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from .coords import IntOrTriple, Triple, as_triple
-from .gather_gemm_scatter import SparseTensor, sparse_conv3d, sparse_inverse_conv3d
+from .execution import DEFAULT_EXECUTION, MODES, ExecutionConfig, active_mode, run_conv
+from .gather_gemm_scatter import SparseTensor
 
 
 class SparseModule(nn.Module):
@@ -62,7 +69,34 @@ class _SparseConvNd(SparseModule):
             self.bias = nn.Parameter(torch.empty(out_channels))
         else:
             self.register_parameter("bias", None)
+        self._execution: dict[str, ExecutionConfig] = dict.fromkeys(MODES, DEFAULT_EXECUTION)
         self.reset_parameters()
+
+    @property
+    def execution(self) -> ExecutionConfig:
+        """Execution config of the current mode (see module doc)."""
+        return self._execution[active_mode(self.training)]
+
+    def execution_for(self, mode: str) -> ExecutionConfig:
+        """Execution config of ``mode`` ('inference' or 'training')."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        return self._execution[mode]
+
+    def set_execution(self, config: ExecutionConfig | None, mode: str = "both") -> None:
+        """Set the config of ``mode`` ('inference', 'training' or 'both'); None = default."""
+        if mode not in MODES + ("both",):
+            raise ValueError(f"mode must be one of {MODES + ('both',)}, got {mode!r}")
+        config = DEFAULT_EXECUTION if config is None else config
+        if not isinstance(config, ExecutionConfig):
+            raise TypeError(f"set_execution expects an ExecutionConfig, got "
+                            f"{type(config).__name__}")
+        for m in (MODES if mode == "both" else (mode,)):
+            self._execution[m] = config
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        x, w, b = self._prepare(x)
+        return run_conv(self, x, w, b, self.execution)
 
     def reset_parameters(self) -> None:
         """spconv 2.x init: kaiming-uniform (a = sqrt(5)) with fan_in = in * kD*kH*kW, bias
@@ -110,6 +144,9 @@ class _SparseConvNd(SparseModule):
             s += ", bias=False"
         if self.indice_key is not None:
             s += f", indice_key={self.indice_key!r}"
+        for mode, config in self._execution.items():
+            if config != DEFAULT_EXECUTION:
+                s += f", {mode}={config.describe()}"
         return s
 
 
@@ -124,11 +161,6 @@ class SparseConv3d(_SparseConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, indice_key, subm=False, inverse=False)
 
-    def forward(self, x: SparseTensor) -> SparseTensor:
-        x, w, b = self._prepare(x)
-        return sparse_conv3d(x, w, b, self.stride, self.padding, self.dilation, subm=False,
-                             indice_key=self.indice_key)
-
 
 class SubMConv3d(_SparseConvNd):
     """spconv ``SubMConv3d``: outputs exactly at the input voxels (stride 1, centred kernel)."""
@@ -140,11 +172,6 @@ class SubMConv3d(_SparseConvNd):
                  large_kernel_fast_algo: bool = False, name: str | None = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, indice_key, subm=True, inverse=False)
-
-    def forward(self, x: SparseTensor) -> SparseTensor:
-        x, w, b = self._prepare(x)
-        return sparse_conv3d(x, w, b, dilation=self.dilation, subm=True,
-                             indice_key=self.indice_key)
 
 
 class SparseInverseConv3d(_SparseConvNd):
@@ -160,7 +187,3 @@ class SparseInverseConv3d(_SparseConvNd):
                              f"inverts, got {indice_key!r}")
         super().__init__(in_channels, out_channels, kernel_size, 1, 0, 1, 1, bias, indice_key,
                          subm=False, inverse=True)
-
-    def forward(self, x: SparseTensor) -> SparseTensor:
-        x, w, b = self._prepare(x)
-        return sparse_inverse_conv3d(x, w, self.indice_key, b)  # type: ignore[arg-type]

@@ -1,1 +1,7 @@
 """Models of the stack (registered in :mod:`perception.registry`)."""
+from . import backbones, voxel_encoders  # noqa: F401  (registers the models)
+from .backbones import SparseEncoder
+from .voxel_encoders import DynamicSimpleVFE, DynamicVoxelizer, HardSimpleVFE, HardVoxelizer
+
+__all__ = ["DynamicSimpleVFE", "DynamicVoxelizer", "HardSimpleVFE", "HardVoxelizer",
+           "SparseEncoder"]

@@ -226,3 +226,29 @@ def test_spconv_backend_missing_gives_install_hint(monkeypatch):
     with pytest.raises(ImportError, match=r"needs spconv 2.x.*spconv-cu120==2.3.6"):
         make_sparse_module("SubMConv3d", 4, 8, 3, backend="spconv")
     assert not get_backend("spconv").is_available()
+
+
+def test_spconv_compatible_tensor_api(monkeypatch):
+    """indices / replace_feature / dense() / to_bev() as spconv; same voxels skip validation."""
+    x = make_input(7)
+    assert x.indices is x.coords
+    assert torch.equal(x.dense(), dense(x)) and x.dense().shape == (BATCH, 4, *SHAPE)
+    assert torch.equal(x.dense(channels_first=False), dense(x, channels_first=False))
+    assert torch.equal(x.to_bev(), to_bev(x)) and x.to_bev().shape == (BATCH, 4 * SHAPE[0], *SHAPE[1:])
+    y = x.replace_feature(x.features * 2)
+    assert y.coords is x.coords and y.cache is x.cache and y.spatial_shape == x.spatial_shape
+    assert torch.equal(y.features, x.features * 2) and x.features is not y.features
+
+    def no_validation(*args, **kwargs):
+        raise AssertionError("coordinates validated again")
+
+    module = sys.modules["perception_ops.sparse.gather_gemm_scatter"]  # the name is shadowed
+    monkeypatch.setattr(module, "validate_coords", no_validation)
+    z = x.replace(x.features[:, :2], x.coords, x.spatial_shape, x.tensor_stride)
+    assert z.features.shape == (150, 2) and z.cache is x.cache
+    with pytest.raises(ValueError, match=r"N = 150 coords, got \(10, 4\)"):
+        x.replace(x.features[:10])
+    with pytest.raises(ValueError, match="floating point"):
+        x.replace_feature(x.features.int())
+    with pytest.raises(AssertionError, match="validated again"):  # new coordinates: checked
+        x.replace(x.features, x.coords.clone())

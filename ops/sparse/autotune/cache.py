@@ -1,0 +1,131 @@
+"""On-disk autotune results (JSON) and applying them to a model.
+
+A result is keyed by the device (CPU model name or CUDA device name, torch version, torch
+thread count), the model (class and a hash of its layer structure, execution configs
+excluded) and a caller-given config hash (e.g. of the model config and voxel settings);
+the file is ``<cache_dir>/<ModelClass>-<hash of the three>.json``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..execution import MODES, ExecutionConfig
+from ..modules import _SparseConvNd
+from .groups import GroupKey, conv_modules
+
+FORMAT = 1
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_key(device: torch.device) -> dict[str, Any]:
+    """What makes timings on this machine comparable."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    return {"type": device.type, "name": name, "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
+def _layer_text(name: str, m: nn.Module) -> str:
+    if isinstance(m, _SparseConvNd):
+        desc = (m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+                m.subm, m.inverse, m.indice_key)
+        return f"{name}:{type(m).__name__}:{desc}"
+    return f"{name}:{type(m).__name__}:{m.extra_repr()}"
+
+
+def model_key(model: nn.Module) -> dict[str, str]:
+    """Model class and a hash of its module tree (names, types, geometry)."""
+    text = "\n".join(_layer_text(n, m) for n, m in model.named_modules())
+    return {"class": type(model).__name__,
+            "structure": hashlib.sha1(text.encode()).hexdigest()[:16]}
+
+
+def stable_hash(data: Any) -> str:
+    """Short hash of JSON-able data (key order independent)."""
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cache_path(cache_dir: str | Path, device: dict[str, Any], model: dict[str, str],
+               config_hash: str) -> Path:
+    key = stable_hash({"device": device, "model": model, "config": config_hash})
+    return Path(cache_dir).expanduser() / f"{model['class']}-{key}.json"
+
+
+@dataclass
+class TuneResult:
+    """Tuned configs per mode: per group its key, layers, config and times (seconds)."""
+
+    device: dict[str, Any]
+    model: dict[str, str]
+    config_hash: str
+    modes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    path: Path | None = None
+    from_cache: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "device": self.device, "model": self.model,
+                "config_hash": self.config_hash, "modes": self.modes}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1))
+        tmp.replace(path)
+        self.path = path
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TuneResult":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: unreadable autotune cache ({e})") from e
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"{path}: not an autotune cache of format {FORMAT}")
+        for mode, entry in data["modes"].items():
+            if mode not in MODES or not isinstance(entry.get("groups"), list):
+                raise ValueError(f"{path}: bad autotune mode entry {mode!r}")
+        return cls(data["device"], data["model"], data["config_hash"], data["modes"], path, True)
+
+    def configs(self, mode: str) -> list[tuple[GroupKey, list[str], ExecutionConfig]]:
+        """(group key, layer names, config) of ``mode``."""
+        return [(GroupKey.from_dict(g["key"]), list(g["modules"]),
+                 ExecutionConfig.from_dict(g["config"]))
+                for g in self.modes.get(mode, {}).get("groups", [])]
+
+
+def apply_tuned(model: nn.Module, result: TuneResult | str | Path) -> int:
+    """Set the execution configs of ``model``'s layers from a result (or its JSON file);
+    returns the number of (layer, mode) configs set.  Unknown layer names raise."""
+    if not isinstance(result, TuneResult):
+        result = TuneResult.load(result)
+    convs = conv_modules(model)
+    count = 0
+    for mode in result.modes:
+        for key, names, config in result.configs(mode):
+            for name in names:
+                if name not in convs:
+                    raise ValueError(f"apply_tuned: model {type(model).__name__} has no sparse "
+                                     f"conv layer {name!r} (group {key.label()}); the cache "
+                                     f"belongs to another model")
+                convs[name].set_execution(config, mode)
+                count += 1
+    return count

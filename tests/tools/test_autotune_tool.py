@@ -1,0 +1,47 @@
+"""tools/autotune.py end to end on the synthetic data: tunes, writes the cache, prints the
+table, and reuses the cache on the second run (restricted search space, small grid)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "configs" / "sparse_encoder" / "sparse_encoder_synthetic.py"
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("autotune_tool", REPO / "tools" / "autotune.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_autotune_tool_on_synthetic(tmp_path, monkeypatch, capsys):
+    if not (REPO / "data" / "synthetic" / "nuscenes_infos_val.pkl").is_file():
+        pytest.skip("synthetic data not generated (python tools/create_data.py synthetic)")
+    monkeypatch.chdir(REPO)  # the config's data_root is relative to the repository
+    tool = load_tool()
+    argv = [str(CONFIG), "--samples", "1", "--mode", "inference", "--defaults-only",
+            "--dataflows", "gather_gemm_scatter", "implicit_gemm", "--backends", "native",
+            "--repeats", "1", "--warmup", "0", "--no-greedy", "--cache-dir", str(tmp_path),
+            "--cfg-options", "data_preprocessor.voxel_size=[0.8,0.8,0.2]",
+            "model.sparse_shape=[41,128,128]", "model.output_channels=32",
+            "model.encoder_channels=[[16,16,32],[32,32,32],[32,32,32],[32,32]]"]
+    assert tool.main(argv) == 0
+    out = capsys.readouterr().out
+    files = list(tmp_path.glob("SparseEncoder-*.json"))
+    assert len(files) == 1
+    data = json.loads(files[0].read_text())
+    groups = data["modes"]["inference"]["groups"]
+    assert "subm k3x3x3 s1x1x1 ts1x1x1 5->16" in [g["label"] for g in groups]
+    assert all(g["config"]["dataflow"] in ("gather_gemm_scatter", "implicit_gemm")
+               and g["config"]["backend"] == "native" for g in groups)
+    times = data["modes"]["inference"]
+    assert times["time_tuned"] <= times["time_best_fixed"] <= times["time_default"]
+    assert "== inference" in out and "best fixed" in out and "(reused)" not in out
+    assert tool.main(argv) == 0  # second run: from the cache
+    assert "(reused)" in capsys.readouterr().out
