@@ -20,15 +20,13 @@ def load_tool():
 
 
 @pytest.mark.slow
-def test_autotune_tool_on_synthetic(tmp_path, monkeypatch, capsys):
-    if not (REPO / "data" / "synthetic" / "nuscenes_infos_val.pkl").is_file():
-        pytest.skip("synthetic data not generated (python tools/create_data.py synthetic)")
-    monkeypatch.chdir(REPO)  # the config's data_root is relative to the repository
+def test_autotune_tool_on_synthetic(tmp_path, capsys, tiny_synthetic_root):
     tool = load_tool()
     argv = [str(CONFIG), "--samples", "1", "--mode", "inference", "--defaults-only",
             "--dataflows", "gather_gemm_scatter", "implicit_gemm", "--backends", "native",
             "--repeats", "1", "--warmup", "0", "--no-greedy", "--cache-dir", str(tmp_path),
             "--cfg-options", "data_preprocessor.voxel_size=[0.8,0.8,0.2]",
+            f"val_dataloader.dataset.data_root={tiny_synthetic_root}",
             "model.sparse_shape=[41,128,128]", "model.output_channels=32",
             "model.encoder_channels=[[16,16,32],[32,32,32],[32,32,32],[32,32]]"]
     assert tool.main(argv) == 0
