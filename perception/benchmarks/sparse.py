@@ -63,11 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retune", action="store_true", help="ignore a cached tune result")
     parser.add_argument("--tune-repeats", type=int, default=3)
     parser.add_argument("--light", nargs="*", default=["synthetic"], metavar="INPUT",
-                        help="inputs measured with the light protocol: encoder only, %(const)s "
-                             "fixed configs (each dataflow's default), at most 3 repeats, the "
-                             "previous input's tuned configs reused (default: synthetic, whose "
-                             "110k voxels make the full protocol take over an hour)"
-                        .replace("%(const)s", str(LIGHT_CONFIGS)))
+                        help=f"inputs measured with the light protocol: encoder only, "
+                             f"{LIGHT_CONFIGS} fixed configs (each dataflow's default), at most "
+                             f"3 repeats, the previous input's tuned configs reused (default: "
+                             f"synthetic, whose 110k voxels make the full protocol take over an "
+                             f"hour)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: encoder only, 2 repeats, 3 fixed configs, tuning off")
 

@@ -29,6 +29,11 @@ from .sparse_layers import gflops
 from .sparse_tuning import Tuned
 from .timing import matmul_seconds, measure, measure_interleaved, profiled_matmul_seconds
 
+WGRAD_TOLERANCE = 1e-2
+"""Relative max difference allowed between the backends' input-conv weight gradients: it
+goes back through 21 layers and training-mode batch norms in float32 (on the nuScenes
+keyframe both are 2e-4 (native) and 1e-3 (spconv) from a float64 run, in which the two
+backends agree to 5e-15); the BEV maps must agree 10x tighter."""
 TUNED = "tuned"
 DEFAULT = "default"
 SPCONV = "spconv"
@@ -117,7 +122,7 @@ def _compare(native: nn.Module, other: nn.Module, fwd: Mapping[str, Callable[[],
     out = {"bev_max_abs": float((a - b).abs().max()),
            "bev_rel": float((a - b).abs().max() / a.abs().max().clamp_min(1e-12)),
            "wgrad_rel": float((ga - gb).abs().max() / ga.abs().max().clamp_min(1e-12))}
-    out["ok"] = out["bev_rel"] < 1e-3 and out["wgrad_rel"] < 1e-3
+    out["ok"] = out["bev_rel"] < WGRAD_TOLERANCE / 10 and out["wgrad_rel"] < WGRAD_TOLERANCE
     return out
 
 
