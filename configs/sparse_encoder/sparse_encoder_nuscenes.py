@@ -1,23 +1,8 @@
 # CenterPoint's sparse middle encoder on nuScenes (0.075 m voxels, 10 sweeps), for the
 # sparse-conv autotuner (tools/autotune.py) and as the backbone part of detector configs.
-_base_ = ["../_base_/datasets/nuscenes.py", "../_base_/default_runtime.py"]
-point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
+_base_ = ["../_base_/datasets/nuscenes.py", "../_base_/models/sparse_encoder.py",
+          "../_base_/default_runtime.py"]
 voxel_size = [0.075, 0.075, 0.2]
-point_features = ["x", "y", "z", "intensity", "time_lag"]  # mmdet3d use_dim=[0, 1, 2, 3, 4]
 data_preprocessor = dict(type="HardVoxelizer", voxel_size=voxel_size,
-                         point_cloud_range=point_cloud_range, max_num_points=10,
+                         point_cloud_range=[-54.0, -54.0, -5.0, 54.0, 54.0, 3.0], max_num_points=10,
                          max_voxels=[120000, 160000])
-voxel_encoder = dict(type="HardSimpleVFE", num_features=5)
-model = dict(
-    type="SparseEncoder",
-    in_channels=5,
-    sparse_shape=[41, 1440, 1440],
-    order=["conv", "norm", "act"],
-    norm_cfg=dict(type="BN1d", eps=1e-3, momentum=0.01),
-    base_channels=16,
-    output_channels=128,
-    encoder_channels=[[16, 16, 32], [32, 32, 64], [64, 64, 128], [128, 128]],
-    encoder_paddings=[[0, 0, 1], [0, 0, 1], [0, 0, [0, 1, 1]], [1, 1]],
-    block_type="basicblock",
-    sparseconv_backend="native",
-)

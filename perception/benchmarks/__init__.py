@@ -10,23 +10,14 @@ import json
 import math
 import os
 import platform
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
+from perception_ops.sparse.autotune.cache import cpu_name
 
-
-def cpu_model() -> str:
-    """The CPU's ``model name`` from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from ..utils.atomic import atomic_open
 
 
 def package_version(name: str) -> str | None:
@@ -41,7 +32,7 @@ def machine_info(threads: int) -> dict[str, Any]:
     """CPU model and count, torch threads and library versions, for a report header."""
     spconv = next((f"{n} {v}" for n in ("spconv-cu120", "spconv")
                    if (v := package_version(n)) is not None), None)
-    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "threads": threads,
+    return {"cpu": cpu_name(), "cpus": os.cpu_count(), "threads": threads,
             "python": platform.python_version(), "torch": torch.__version__,
             "spconv": spconv, "platform": platform.platform()}
 
@@ -58,19 +49,10 @@ def json_ready(obj: Any) -> Any:
 
 
 def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder + rename, so a
-    reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``text`` to ``path`` atomically (see :mod:`perception.utils.atomic`)."""
+    with atomic_open(path, "w") as stream:
+        stream.write(text)
+    return Path(path)
 
 
 def write_json(path: str | Path, figures: Any) -> Path:

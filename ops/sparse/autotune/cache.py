@@ -24,7 +24,8 @@ from .groups import GroupKey, conv_modules
 FORMAT = 1
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's ``model name`` from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -36,7 +37,7 @@ def _cpu_name() -> str:
 
 def device_key(device: torch.device) -> dict[str, Any]:
     """What makes timings on this machine comparable."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {"type": device.type, "name": name, "torch": torch.__version__,
             "threads": torch.get_num_threads()}
 
