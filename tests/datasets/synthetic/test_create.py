@@ -55,17 +55,19 @@ def test_bad_parameters_fail_before_work(tmp_path: Path, capsys, option: str, va
     assert list(tmp_path.iterdir()) == []
 
 
-def test_existing_or_unwritable_output_refused(tmp_path: Path) -> None:
+def test_existing_or_unwritable_output_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "taken").mkdir()
     with pytest.raises(ValueError, match="already exists"):
         _settings(tmp_path / "taken")
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(ValueError, match="cannot create the parent folder"):
         _settings(tmp_path / "a-file" / "sub" / "out")
-    if os.geteuid() == 0:
-        pytest.skip("root ignores folder permissions")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
+    if os.geteuid() == 0:  # root ignores folder permissions: let the permission check see a refusal
+        real_access = os.access
+        monkeypatch.setattr(create.os, "access",
+                            lambda path, mode: False if Path(path) == locked else real_access(path, mode))
     with pytest.raises(ValueError, match="not writable"):
         _settings(locked / "out")
 
