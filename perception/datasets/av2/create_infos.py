@@ -9,6 +9,9 @@ annotations (every sweep for unlabelled logs).  Paths in the records are relativ
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +134,20 @@ def read_cameras(log_dir: Path) -> dict[str, PinholeCamera]:
         raise FrameError(f"AV2 calibration in {calibration} lacks camera {error}") from error
 
 
+@contextlib.contextmanager
+def _quiet_sync_misses() -> Iterator[None]:
+    """Silence av2's per-query "No corresponding ring image" warning: a sweep without a
+    nearby image is expected (unlabelled cameras, 2 Hz synthetic images) and is recorded as
+    ``image_found=False`` instead."""
+    sync_logger = logging.getLogger(SynchronizationDB.__module__)
+    level = sync_logger.level
+    sync_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        sync_logger.setLevel(level)
+
+
 def camera_records(
     cameras: dict[str, PinholeCamera], sync: SynchronizationDB, log_dir: Path, relative: Path,
     lidar_ts: int, poses: dict[int, np.ndarray],
@@ -139,7 +156,8 @@ def camera_records(
     no images, the expected path at the LiDAR timestamp with ``image_found=False``."""
     result = {}
     for name, camera in cameras.items():
-        cam_ts = sync.get_closest_cam_channel_timestamp(lidar_ts, name, log_dir.name)
+        with _quiet_sync_misses():
+            cam_ts = sync.get_closest_cam_channel_timestamp(lidar_ts, name, log_dir.name)
         found = cam_ts is not None
         cam_ts = int(cam_ts) if found else lidar_ts
         result[name] = {
