@@ -76,6 +76,7 @@ setup(
         "Pillow",
         "tqdm",
         "pyquaternion",
+        "tensorboard",
     ],
     extras_require={
         # triton runs the GPU kernels' tests on the CPU (TRITON_INTERPRET=1); spconv is the

@@ -21,6 +21,9 @@ if str(REPO_ROOT) not in sys.path:
 
 BENCHMARKS: dict[str, str] = {
     "sparse": "perception.benchmarks.sparse",
+    "detector": "perception.benchmarks.detector",
+    "flatformer": "perception.benchmarks.flatformer",
+    "bevpool": "perception.benchmarks.bevpool",
 }
 """Benchmark name -> module with ``add_arguments``, ``run`` and ``markdown``."""
 

@@ -1,5 +1,6 @@
 """Models of the stack (registered in :mod:`perception.registry`)."""
 from . import backbones, voxel_encoders  # noqa: F401  (registers the models)
+from . import data_preprocessors, dense_heads, detectors, losses, necks, task_modules  # noqa: F401
 from .backbones import SparseEncoder
 from .voxel_encoders import DynamicSimpleVFE, DynamicVoxelizer, HardSimpleVFE, HardVoxelizer
 

@@ -1,0 +1,1 @@
+"""data preprocessors of the stack (registered in MODELS)."""

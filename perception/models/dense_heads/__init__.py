@@ -1,0 +1,1 @@
+"""dense heads of the stack (registered in MODELS)."""

@@ -1,0 +1,1 @@
+"""detectors of the stack (registered in MODELS)."""

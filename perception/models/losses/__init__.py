@@ -1,0 +1,1 @@
+"""losses of the stack (registered in MODELS)."""

@@ -1,0 +1,1 @@
+"""necks of the stack (registered in MODELS)."""

@@ -1,0 +1,1 @@
+"""task modules of the stack (registered in MODELS)."""
