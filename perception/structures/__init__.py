@@ -21,3 +21,6 @@ __all__ = [
     "make_transform", "matrix_to_quaternion", "quaternion_to_matrix", "wrap_angle", "yaw_matrix",
     "yaw_of_rotation", "AgentHistory", "MapElement",
 ]
+from .det_sample import DetSample  # noqa: E402  (appended: the detector's per-frame sample)
+
+__all__ += ["DetSample"]

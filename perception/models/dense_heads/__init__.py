@@ -1,1 +1,5 @@
-"""dense heads of the stack (registered in MODELS)."""
+"""Dense heads of the stack (registered in MODELS)."""
+from .centerpoint_head import CenterHead
+from .separate_head import ConvModule2d, SeparateHead
+
+__all__ = ["CenterHead", "ConvModule2d", "SeparateHead"]

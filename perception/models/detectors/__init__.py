@@ -1,1 +1,5 @@
 """detectors of the stack (registered in MODELS)."""
+from .base import Base3DDetector
+from .centerpoint import CenterPoint
+
+__all__ = ["Base3DDetector", "CenterPoint"]

@@ -1,0 +1,123 @@
+"""FlatFormer (Liu et al., CVPR 2023) and an SST-style padded-window baseline, as BEV
+backbones with the :class:`SparseEncoder` call signature so a config can swap them.
+
+``forward(voxel_features (M, C), coors (M, 4) (b, z, y, x), batch_size)`` returns the BEV
+map ``(B, C_out, H', W')`` with ``H' = ceil(H / bev_stride)``, ``W' = ceil(W / bev_stride)``
+(columns +x, rows +y: ``bev[b, :, y // s, x // s]`` holds the pillar of voxel ``(b, z, y,
+x)``).  The voxels' z layers collapse into pillars (:class:`.flatformer_blocks.PillarEmbedding`).
+
+* :class:`FlatFormer`: ``depth`` blocks of four layers attending inside equal-size groups
+  of ``group_size`` pillars of the serpentine orders ``x``, ``x_shift``, ``y``, ``y_shift``
+  (:mod:`perception_ops.flatten`); the four sorts are computed once per frame.
+* :class:`SSTWindowBackbone`: ``depth`` blocks of two layers (windows, half-window shifted
+  windows) attending inside equal-*shape* windows, each padded to the fullest window's count.
+
+``window_shape`` is ``(wx, wy)`` in pillars (x first, as FlatFormer's and SST's configs).
+With ``sparse_shape=(41, 1440, 1440)``, ``bev_stride=8`` and ``out_channels=256`` the output
+is the CenterPoint nuScenes sparse encoder's ``(B, 256, 180, 180)``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import Tensor, nn
+
+from perception_ops.flatten import ORDERS, GroupLayout, build_plan, scatter_to_bev, window_partition
+from perception_ops.flatten.plan import check_positive_pair
+
+from ...registry import MODELS
+from .flatformer_blocks import (FlatAttentionLayer, PaddedWindowAttentionLayer, PillarEmbedding,
+                                SinePositionalEncoding2D, _PreNormLayer, check_inputs)
+
+
+class _BEVTransformer(nn.Module):
+    """Shared body: pillar embedding, positions, ``depth`` blocks, norm, projection, BEV."""
+
+    LAYERS_PER_BLOCK = 4
+
+    def __init__(self, in_channels: int, sparse_shape: Sequence[int], bev_stride: int = 1,
+                 embed_dims: int = 128, num_heads: int = 8, depth: int = 2,
+                 window_shape: int | Sequence[int] = (9, 9), ffn_ratio: float = 2.0,
+                 dropout: float = 0.0, activation: str = "gelu",
+                 out_channels: int | None = None, pos_temperature: float = 10000.0) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if len(sparse_shape) != 3 or any(int(s) < 1 for s in sparse_shape):
+            raise ValueError(f"{name}: sparse_shape must be (D, H, W) positive, got {sparse_shape}")
+        for arg, value in (("in_channels", in_channels), ("bev_stride", bev_stride),
+                           ("embed_dims", embed_dims), ("num_heads", num_heads), ("depth", depth)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: {arg} must be a positive int, got {value!r}")
+        self.in_channels = in_channels
+        self.sparse_shape = tuple(int(s) for s in sparse_shape)
+        self.bev_stride = bev_stride
+        self.bev_shape = (-(-self.sparse_shape[1] // bev_stride), -(-self.sparse_shape[2] // bev_stride))
+        self.window_shape = check_positive_pair(
+            tuple(window_shape) if not isinstance(window_shape, int) else window_shape,
+            f"{name}: window_shape")
+        self.out_channels = out_channels or embed_dims
+        self.embed = PillarEmbedding(in_channels, embed_dims, self.sparse_shape[0], bev_stride)
+        self.pos = SinePositionalEncoding2D(embed_dims, pos_temperature)
+        self.blocks = nn.ModuleList(
+            nn.ModuleList(self.make_layer(embed_dims, num_heads, ffn_ratio, dropout, activation)
+                          for _ in range(self.LAYERS_PER_BLOCK)) for _ in range(depth))
+        self.norm = nn.LayerNorm(embed_dims)
+        self.out_proj = (nn.Identity() if self.out_channels == embed_dims
+                         else nn.Linear(embed_dims, self.out_channels))
+
+    def make_layer(self, dim: int, heads: int, ffn_ratio: float, dropout: float,
+                   activation: str) -> _PreNormLayer:
+        raise NotImplementedError
+
+    def layouts(self, coords: Tensor, batch_size: int) -> list[GroupLayout]:
+        """The group layout of each layer of a block (computed once per frame)."""
+        raise NotImplementedError
+
+    def forward(self, voxel_features: Tensor, coors: Tensor, batch_size: int) -> Tensor:
+        """BEV map ``(B, C_out, H', W')`` of the voxels (module doc)."""
+        coors = check_inputs(type(self).__name__, self.in_channels, self.sparse_shape,
+                             voxel_features, coors, batch_size)
+        x, coords = self.embed(voxel_features, coors)
+        pe = self.pos(coords, x.dtype)
+        layouts = self.layouts(coords, int(batch_size))
+        for block in self.blocks:
+            for layer, layout in zip(block, layouts):
+                x = layer(x, pe, layout)
+        x = self.out_proj(self.norm(x))
+        return scatter_to_bev(x, coords, int(batch_size), self.bev_shape, check_unique=False)
+
+
+@MODELS.register_module()
+class FlatFormer(_BEVTransformer):
+    """Flattened window attention backbone (module doc); ``group_size`` pillars per group."""
+
+    def __init__(self, in_channels: int, sparse_shape: Sequence[int], group_size: int = 69,
+                 attention_backend: str = "auto", **kwargs) -> None:
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+            raise ValueError(f"FlatFormer: group_size must be a positive int, got {group_size!r}")
+        self.group_size, self.attention_backend = group_size, attention_backend
+        super().__init__(in_channels, sparse_shape, **kwargs)
+
+    def make_layer(self, dim: int, heads: int, ffn_ratio: float, dropout: float,
+                   activation: str) -> _PreNormLayer:
+        return FlatAttentionLayer(dim, heads, ffn_ratio, dropout, activation,
+                                  backend=self.attention_backend)
+
+    def layouts(self, coords: Tensor, batch_size: int) -> list[GroupLayout]:
+        plan = build_plan(coords, batch_size, self.bev_shape, self.window_shape, self.group_size)
+        return [plan.layout(order) for order in ORDERS]
+
+
+@MODELS.register_module()
+class SSTWindowBackbone(_BEVTransformer):
+    """SST-style baseline (module doc): blocks of (windows, shifted windows) layers."""
+
+    LAYERS_PER_BLOCK = 2
+
+    def make_layer(self, dim: int, heads: int, ffn_ratio: float, dropout: float,
+                   activation: str) -> _PreNormLayer:
+        return PaddedWindowAttentionLayer(dim, heads, ffn_ratio, dropout, activation)
+
+    def layouts(self, coords: Tensor, batch_size: int) -> list[GroupLayout]:
+        return [window_partition(coords, batch_size, self.bev_shape, self.window_shape, shift)
+                for shift in (False, True)]

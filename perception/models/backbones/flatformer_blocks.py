@@ -1,0 +1,161 @@
+"""Building blocks of the BEV transformer backbones (FlatFormer and the SST baseline).
+
+* :class:`PillarEmbedding`: ``(b, z, y, x)`` voxels -> BEV pillars ``(b, y, x)`` at
+  ``bev_stride``: mean and max of the voxels' features (plus normalised z index and offset
+  in the pillar) over each pillar, so the z layers collapse, then Linear + LayerNorm + GELU.
+* :class:`SinePositionalEncoding2D`: fixed sinusoidal encoding of the pillar's (x, y).
+* :class:`FlatAttentionLayer`: pre-norm attention + FFN whose attention runs inside the
+  groups of a :class:`perception_ops.flatten.GroupLayout`: q / k / v are projected on the
+  N voxel rows, then :func:`perception_ops.flatten.group_attention` gathers, attends
+  (``scaled_dot_product_attention``, or the fused Triton kernel on CUDA) and scatters.
+* :class:`PaddedWindowAttentionLayer`: SST's layer: the voxels are first copied into
+  windows padded to the largest window, and the projections and attention run on that
+  padded tensor (what makes SST slow on uneven LiDAR density).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from perception_ops.flatten import GroupLayout, group_attention
+from perception_ops.voxelize import voxel_pooling
+from perception_ops.voxelize.cpu import pool_torch
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
+class PillarEmbedding(nn.Module):
+    """Voxels ``(M, C_in)`` at ``(b, z, y, x)`` -> pillars ``(P, dim)`` at ``(b, y // s,
+    x // s)`` with ``s = bev_stride`` (pillars sorted by ``(b, y, x)``).
+
+    Each voxel's features are extended by its normalised z index and its offset inside the
+    pillar; the pillar's mean and max of those are embedded by Linear + LayerNorm + GELU.
+    Pooling the raw voxel rows first keeps the cost on the (fewer) pillars."""
+
+    EXTRA = 3  # z / D, in-pillar x and y offsets
+
+    def __init__(self, in_channels: int, dim: int, depth_cells: int, bev_stride: int) -> None:
+        super().__init__()
+        self.depth_cells, self.bev_stride = depth_cells, bev_stride
+        self.linear = nn.Linear(2 * (in_channels + self.EXTRA), dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, features: Tensor, coors: Tensor) -> tuple[Tensor, Tensor]:
+        """``(pillar features (P, dim), pillar coords (P, 3) int64 (b, y, x))``."""
+        coors = coors.long()
+        s = self.bev_stride
+        extra = torch.stack([(coors[:, 1] + 0.5) / self.depth_cells,
+                             (coors[:, 3] % s + 0.5) / s, (coors[:, 2] % s + 0.5) / s], dim=1)
+        x = torch.cat([features, extra.to(features.dtype)], dim=1)
+        pillars = torch.stack([coors[:, 0], coors[:, 2] // s, coors[:, 3] // s], dim=1)
+        mean, unique, inverse = voxel_pooling(x, pillars, "mean")
+        peak = pool_torch(x, inverse, inverse >= 0, mean.shape[0], "max")
+        return F.gelu(self.norm(self.linear(torch.cat([mean, peak], dim=1)))), unique
+
+
+class SinePositionalEncoding2D(nn.Module):
+    """``(N, dim)`` sin / cos of the pillar's x (first half) and y (second half) cell index
+    at frequencies ``temperature ** (-2i / (dim / 2))``; zero-padded when ``dim % 4``."""
+
+    def __init__(self, dim: int, temperature: float = 10000.0) -> None:
+        super().__init__()
+        self.dim, self.temperature = dim, float(temperature)
+
+    def forward(self, coords: Tensor, dtype: torch.dtype) -> Tensor:
+        """Encoding of ``(N, 3)`` ``(b, y, x)`` coords."""
+        quarter = self.dim // 4
+        freq = self.temperature ** (-torch.arange(quarter, device=coords.device,
+                                                  dtype=torch.float32) / max(quarter, 1))
+        parts = []
+        for axis in (2, 1):  # x, then y
+            angle = coords[:, axis, None].float() * freq[None, :]
+            parts += [angle.sin(), angle.cos()]
+        pe = torch.cat(parts, dim=1)
+        return F.pad(pe, (0, self.dim - pe.shape[1])).to(dtype)
+
+
+class _PreNormLayer(nn.Module):
+    """``x + attn(LN(x))`` then ``x + FFN(LN(x))``; positions are added to queries and keys."""
+
+    def __init__(self, dim: int, num_heads: int, ffn_ratio: float = 2.0, dropout: float = 0.0,
+                 activation: str = "gelu") -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"embed_dims {dim} must be a multiple of num_heads {num_heads}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        hidden = int(round(dim * ffn_ratio))
+        self.num_heads = num_heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qk, self.v, self.proj = nn.Linear(dim, 2 * dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, hidden), ACTIVATIONS[activation](),
+                                 nn.Dropout(dropout), nn.Linear(hidden, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def attend(self, h: Tensor, pe: Tensor, layout: GroupLayout) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, pe: Tensor, layout: GroupLayout) -> Tensor:
+        x = x + self.drop(self.attend(self.norm1(x), pe, layout))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class FlatAttentionLayer(_PreNormLayer):
+    """FlatFormer's layer: attention inside equal-size groups of one sort order."""
+
+    def __init__(self, *args, backend: str = "auto", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.backend = backend
+
+    def attend(self, h: Tensor, pe: Tensor, layout: GroupLayout) -> Tensor:
+        q, k = self.qk(h + pe).chunk(2, dim=1)
+        out = group_attention(q, k, self.v(h), layout, self.num_heads, self.backend)
+        return self.proj(out)
+
+
+class PaddedWindowAttentionLayer(_PreNormLayer):
+    """SST's layer: copy into ``(windows, max count, C)``, project and attend there."""
+
+    def attend(self, h: Tensor, pe: Tensor, layout: GroupLayout) -> Tensor:
+        windows, size, c = layout.num_groups, layout.group_size, h.shape[1]
+        if h.shape[0] == 0:
+            return h.new_zeros(h.shape)
+        hw = h.index_select(0, layout.gather).view(windows, size, c)
+        pw = pe.index_select(0, layout.gather).view(windows, size, c)
+        q, k = self.qk(hw + pw).chunk(2, dim=2)
+
+        def heads(t: Tensor) -> Tensor:
+            return t.reshape(windows, size, self.num_heads, c // self.num_heads).transpose(1, 2)
+
+        mask = None if layout.key_mask is None else layout.key_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(heads(q), heads(k), heads(self.v(hw)), attn_mask=mask)
+        out = self.proj(out.transpose(1, 2).reshape(windows * size, c))
+        return out.index_select(0, layout.scatter)
+
+
+def check_inputs(name: str, in_channels: int, sparse_shape: Sequence[int], features: Tensor,
+                 coors: Tensor, batch_size: int) -> Tensor:
+    """SparseEncoder-style checks of ``(M, C_in)`` features and ``(M, 4)`` ``(b, z, y, x)``
+    coords inside ``(batch_size, *sparse_shape)``; returns the coords as int64."""
+    if features.dim() != 2 or features.shape[1] != in_channels:
+        raise ValueError(f"{name}: voxel_features must be (M, {in_channels}), got "
+                         f"{tuple(features.shape)}")
+    if coors.dim() != 2 or coors.shape != (features.shape[0], 4):
+        raise ValueError(f"{name}: coors must be (M, 4) (b, z, y, x) with M = "
+                         f"{features.shape[0]}, got {tuple(coors.shape)}")
+    if coors.is_floating_point():
+        raise ValueError(f"{name}: coors must be integers, got {coors.dtype}")
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise ValueError(f"{name}: batch_size must be >= 1, got {batch_size!r}")
+    coors = coors.long()
+    if coors.shape[0]:
+        upper = torch.tensor([int(batch_size), *sparse_shape], device=coors.device)
+        bad = ((coors < 0) | (coors >= upper)).any(dim=1)
+        if bool(bad.any()):
+            row = int(torch.nonzero(bad)[0, 0])
+            raise ValueError(f"{name}: coors[{row}] = {coors[row].tolist()} outside (batch_size, "
+                             f"D, H, W) = {(int(batch_size), *sparse_shape)}")
+    return coors

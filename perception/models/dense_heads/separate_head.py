@@ -1,0 +1,105 @@
+"""CenterPoint's per-task output branches (mmdet3d's ``SeparateHead``) and the 2D
+conv-norm-ReLU block they are made of.
+
+Module and parameter names follow mmcv's ``ConvModule`` (``conv``, ``bn``, ``activate``) and
+mmdet3d's ``SeparateHead`` (one ``nn.Sequential`` attribute per output), so mmdet3d
+CenterPoint checkpoints map onto these state-dict keys unchanged.
+"""
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from torch import Tensor, nn
+
+from ...registry import MODELS
+
+NORM_LAYERS_2D: Mapping[str, type[nn.Module]] = MappingProxyType({
+    "BN2d": nn.BatchNorm2d, "BN": nn.BatchNorm2d, "SyncBN": nn.SyncBatchNorm})
+"""``norm_cfg['type']`` -> class for 2D features (mmcv's names)."""
+
+
+def build_norm_2d(norm_cfg: Mapping[str, Any], channels: int) -> nn.Module:
+    """BatchNorm over ``channels`` from an mmcv-style ``norm_cfg``."""
+    cfg = dict(norm_cfg)
+    kind = cfg.pop("type", None)
+    if kind not in NORM_LAYERS_2D:
+        raise ValueError(f"norm_cfg type must be one of {sorted(NORM_LAYERS_2D)}, got {kind!r}")
+    cfg.pop("requires_grad", None)
+    return NORM_LAYERS_2D[kind](channels, **cfg)
+
+
+def check_conv_cfg(conv_cfg: Mapping[str, Any] | None) -> None:
+    """Only plain ``Conv2d`` layers are supported (mmdet3d's default ``conv_cfg``)."""
+    if conv_cfg is not None and dict(conv_cfg).get("type", "Conv2d") != "Conv2d":
+        raise ValueError(f"conv_cfg must be None or dict(type='Conv2d'), got {dict(conv_cfg)}")
+
+
+class ConvModule2d(nn.Module):
+    """``Conv2d -> norm -> ReLU`` (mmcv ``ConvModule`` with ``bias='auto'``: no conv bias
+    when a norm follows)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 norm_cfg: Mapping[str, Any] | None = None, bias: bool | str = "auto") -> None:
+        super().__init__()
+        use_bias = norm_cfg is None if bias == "auto" else bool(bias)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
+                              bias=use_bias)
+        self.bn = build_norm_2d(norm_cfg, out_channels) if norm_cfg is not None else None
+        self.activate = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Conv, norm (if any), ReLU."""
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        return self.activate(x)
+
+
+@MODELS.register_module()
+class SeparateHead(nn.Module):
+    """One small conv branch per output: ``heads = {name: (channels, num_conv)}`` gives
+    ``num_conv - 1`` conv-norm-ReLU blocks of ``head_conv`` channels then a plain conv.
+
+    ``num_cls`` and ``init_cfg`` are accepted for mmdet3d config compatibility (the
+    initialization is always mmdet3d's default): every conv is Kaiming-initialized and the
+    heatmap branch's last bias starts at ``init_bias`` (-2.19: sigmoid ~0.1, the focal loss
+    prior).
+    """
+
+    def __init__(self, in_channels: int, heads: Mapping[str, tuple[int, int]],
+                 head_conv: int = 64, final_kernel: int = 1, init_bias: float = -2.19,
+                 norm_cfg: Mapping[str, Any] | None = None, bias: bool | str = "auto",
+                 conv_cfg: Mapping[str, Any] | None = None, num_cls: int | None = None,
+                 init_cfg: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        check_conv_cfg(conv_cfg)
+        norm_cfg = dict(type="BN2d") if norm_cfg is None else norm_cfg
+        self.heads = dict(heads)
+        self.init_bias = init_bias
+        for name, (channels, num_conv) in self.heads.items():
+            if num_conv < 1 or channels < 1:
+                raise ValueError(f"SeparateHead: head {name!r} needs channels >= 1 and "
+                                 f"num_conv >= 1, got {(channels, num_conv)}")
+            layers: list[nn.Module] = []
+            c_in = in_channels
+            for _ in range(num_conv - 1):
+                layers.append(ConvModule2d(c_in, head_conv, final_kernel, norm_cfg, bias))
+                c_in = head_conv
+            layers.append(nn.Conv2d(c_in, channels, final_kernel, padding=final_kernel // 2))
+            setattr(self, name, nn.Sequential(*layers))
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Kaiming (fan_out, ReLU) convs with zero bias; heatmap bias ``init_bias``."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        if "heatmap" in self.heads:
+            nn.init.constant_(getattr(self, "heatmap")[-1].bias, self.init_bias)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """``{name: (B, channels, H, W)}`` for every head."""
+        return {name: getattr(self, name)(x) for name in self.heads}

@@ -1,0 +1,55 @@
+"""The last pipeline step of a detector: ``{"frame": Frame, ...}`` -> model inputs + DetSample.
+
+Output (the detector contract)::
+
+    {"inputs": {"points": Tensor (N, C) float32}, "data_samples": DetSample}
+
+mmengine's ``pseudo_collate`` then batches it into lists.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..registry import TRANSFORMS
+from ..structures import DetSample, Frame
+
+
+@TRANSFORMS.register_module()
+class PackDetInputs:
+    """Pack the (augmented) frame into tensors and a :class:`DetSample`.
+
+    The ground truth is packed whenever the frame has it, in test mode too (metrics do not use
+    it; it costs nothing and helps debugging).  ``metainfo`` holds the entries of
+    ``meta_keys`` found in the pipeline dict (``aug`` is the record of the augmentations,
+    ``sample_idx`` the dataset index) plus the frame's ``point_features``, ``lidar_path``,
+    ``lidar2ego`` and ``ego2global``.
+    """
+
+    def __init__(self, meta_keys: Sequence[str] = ("sample_idx", "aug")) -> None:
+        self.meta_keys = tuple(meta_keys)
+
+    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
+        frame = results.get("frame")
+        if not isinstance(frame, Frame):
+            raise KeyError(f"PackDetInputs: the pipeline dict needs a 'frame' (a Frame), got keys {sorted(results)}"
+                           + ("" if frame is None else f" with 'frame' of type {type(frame).__name__}"))
+        metainfo: dict[str, Any] = {key: results[key] for key in self.meta_keys if key in results}
+        metainfo.update(point_features=frame.point_features, lidar_path=frame.lidar_path,
+                        lidar2ego=frame.lidar2ego.copy(), ego2global=frame.ego2global.copy())
+        sample = DetSample(
+            token=frame.token,
+            class_names=frame.class_names,
+            lidar2global=frame.lidar2global,
+            gt_boxes=torch.tensor(frame.boxes.data, dtype=torch.float32).reshape(-1, frame.boxes.data.shape[1]),
+            gt_labels=torch.tensor(frame.boxes.labels, dtype=torch.int64).reshape(-1),
+            dataset=frame.dataset,
+            timestamp=float(frame.timestamp),
+            scene=frame.scene,
+            metainfo=metainfo,
+        )
+        points = torch.tensor(np.ascontiguousarray(frame.points), dtype=torch.float32)
+        return {"inputs": {"points": points}, "data_samples": sample}
