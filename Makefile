@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(PY) demo/run_demo.py
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest tests
 
 clean-venv:
 	rm -rf $(VENV)

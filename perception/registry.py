@@ -23,4 +23,29 @@ HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope=SCOPE, locations=["percept
 KERNELS = Registry("kernel", scope=SCOPE, locations=["perception_ops"])
 """Kernel implementations (dataflows, pooling ops) chosen by config or by the autotuner."""
 
+
+
+def _runtime_child(name: str) -> Registry:
+    """A child of one of mmengine's runtime registries under our scope, so the Runner finds
+    its loops, optimizers, schedulers... from the ``perception`` scope without warnings."""
+    import mmengine.registry as mm_registries
+
+    parent = getattr(mm_registries, name)
+    return Registry(parent.name, parent=parent, scope=SCOPE, locations=["perception.engine"])
+
+
+RUNNERS = _runtime_child("RUNNERS")
+LOOPS = _runtime_child("LOOPS")
+OPTIMIZERS = _runtime_child("OPTIMIZERS")
+OPTIM_WRAPPERS = _runtime_child("OPTIM_WRAPPERS")
+OPTIM_WRAPPER_CONSTRUCTORS = _runtime_child("OPTIM_WRAPPER_CONSTRUCTORS")
+PARAM_SCHEDULERS = _runtime_child("PARAM_SCHEDULERS")
+DATA_SAMPLERS = _runtime_child("DATA_SAMPLERS")
+VISUALIZERS = _runtime_child("VISUALIZERS")
+VISBACKENDS = _runtime_child("VISBACKENDS")
+LOG_PROCESSORS = _runtime_child("LOG_PROCESSORS")
+MODEL_WRAPPERS = _runtime_child("MODEL_WRAPPERS")
+WEIGHT_INITIALIZERS = _runtime_child("WEIGHT_INITIALIZERS")
+FUNCTIONS = _runtime_child("FUNCTIONS")
+
 ALL_REGISTRIES: tuple[Registry, ...] = (MODELS, DATASETS, TRANSFORMS, METRICS, HOOKS, KERNELS)

@@ -43,10 +43,10 @@ def av2_motion_scenario_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small generated synthetic world (2 scenes x 1 s, no images, nuScenes format + infos),
+    """A small generated synthetic world (2 scenes x 1 s, no images, nuScenes + AV2 formats + infos),
     so tests of tools that read a dataset run on a fresh clone without `make demo`."""
     from perception.datasets.synthetic.create import Settings, create_dataset
 
     out = tmp_path_factory.mktemp("synthetic") / "data"
     return create_dataset(Settings(out=out, scenes=2, seed=3, sensor_duration=1.0, with_images=False,
-                                   formats=("nuscenes",), val_fraction=0.5, workers=1))
+                                   formats=("nuscenes", "av2"), val_fraction=0.5, workers=1))

@@ -19,6 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+# OpenMP threads sleep instead of spinning while they wait (see tools/train.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must be set before torch loads OpenMP
+
 from mmengine.config import DictAction
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

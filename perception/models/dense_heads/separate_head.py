@@ -91,13 +91,17 @@ class SeparateHead(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        """Kaiming (fan_out, ReLU) convs with zero bias; heatmap bias ``init_bias``."""
+        """Kaiming (fan_out, ReLU) convs with zero bias; the heatmap's last conv gets small
+        weights (std 0.01) and bias ``init_bias`` so every cell starts at the prior
+        probability sigmoid(init_bias) (RetinaNet's prior init).  mmdet3d leaves that conv at
+        Kaiming init, which gives logits of std ~7 and first heatmap losses of 1e3-1e5."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         if "heatmap" in self.heads:
+            nn.init.normal_(getattr(self, "heatmap")[-1].weight, std=0.01)
             nn.init.constant_(getattr(self, "heatmap")[-1].bias, self.init_bias)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
