@@ -21,6 +21,10 @@ SURFACE_INTENSITY = np.array([6.0, 10.0, 24.0, 95.0, 70.0], dtype=np.float32)
 OBJECT_INTENSITY = {"vehicle": 35.0, "human": 18.0, "movable_object.trafficcone": 160.0,
                     "movable_object.barrier": 80.0, "static.building": 45.0, "static.pole": 60.0,
                     "static.vegetation": 22.0}
+FRONT_GAIN = {"vehicle": 3.0, "human": 1.8}
+"""Intensity gain on the front face of vehicles (headlights, grille, licence plate) and of
+people (faces, clothing fronts): the world's boxes are symmetric, so without it a parked
+car's heading would be ambiguous by pi in the LiDAR data."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,17 @@ def _object_intensity(category: str) -> float:
         if category.startswith(prefix):
             return value
     return 30.0
+
+
+def _front_gain(boxes: BoxSet, box_index: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Per point, :data:`FRONT_GAIN` of its box's category when it hit the box's front face
+    (face normal along the heading), else 1 (and 1 for ground points, ``box_index`` -1)."""
+    gains = np.array([next((g for prefix, g in FRONT_GAIN.items() if c.startswith(prefix)), 1.0)
+                      for c in boxes.categories] + [1.0], dtype=np.float32)
+    heading = np.stack([np.cos(boxes.yaws), np.sin(boxes.yaws)], axis=1).astype(np.float32)
+    heading = np.concatenate([heading, np.zeros((1, 2), np.float32)])
+    front = (normals[:, :2] * heading[box_index]).sum(axis=1) > 0.7
+    return np.where(front, gains[box_index], 1.0).astype(np.float32)
 
 
 def _windows(spec: LidarSpec, boxes: BoxSet, lidar2world: np.ndarray):
@@ -128,6 +143,7 @@ def sweep(spec: LidarSpec, lidar2world: np.ndarray, boxes: BoxSet, ground: Groun
     table = np.array([_object_intensity(c) for c in visible.categories] + [0.0], dtype=np.float32)
     incidence = np.abs((dirs[rows, cols] * hits.normal[rows, cols]).sum(-1))
     base = np.where(on_ground, base, table[box_index] * (0.4 + 0.6 * incidence))
+    base = base * _front_gain(visible, box_index, hits.normal[rows, cols])
     intensity = np.clip(base * rng.uniform(0.8, 1.2, size=len(d)) + rng.normal(0, 1.5, len(d)), 0, 255)
     points = np.empty((len(d), 5), dtype=np.float32)
     points[:, :3] = local_dirs[rows, cols] * d[:, None]

@@ -119,3 +119,19 @@ def test_sweep_is_seeded(world):
     b, _, _, _ = _sweep(world, LidarSpec(num_beams=8, azimuth_steps=360), seed=1)
     c, _, _, _ = _sweep(world, LidarSpec(num_beams=8, azimuth_steps=360), seed=2)
     assert a.tobytes() == b.tobytes() and a.tobytes() != c.tobytes()
+
+
+def test_vehicle_front_faces_return_brighter_than_rear_faces():
+    """The front-face gain makes a parked car's heading observable (boxes are symmetric)."""
+    spec = LidarSpec()
+    ground = rasterize(build_town().road_map)
+    lidar2world = np.eye(4)
+    lidar2world[2, 3] = LIDAR_HEIGHT
+    # Two identical cars 10 m ahead on either side, one facing the sensor, one facing away.
+    boxes = BoxSet(np.array([[10.0, 4.0, 0.8], [10.0, -4.0, 0.8]]), np.array([[4.5, 1.9, 1.6]] * 2),
+                   np.array([np.pi, 0.0]), ["vehicle.car", "vehicle.car"])
+    points, index = sweep(spec, lidar2world, boxes, ground, np.random.default_rng(0), return_index=True)
+    facing = points[(index == 0) & (points[:, 0] < 8.0), 3]   # front face seen
+    away = points[(index == 1) & (points[:, 0] < 8.0), 3]     # rear face seen
+    assert len(facing) > 20 and len(away) > 20
+    assert facing.mean() > 2.0 * away.mean()
