@@ -14,19 +14,25 @@ post_center_range = [-61.2, -61.2, -10.0, 61.2, 61.2, 10.0]
 point_features = ["x", "y", "z", "intensity", "time_lag"]
 class_names = ["car", "truck", "trailer", "bus", "construction_vehicle", "bicycle", "motorcycle",
                "pedestrian", "traffic_cone", "barrier"]
+# BatchNorm momentum 0.1 (PyTorch's default) instead of mmdet3d's 0.01: with a few hundred
+# iterations the running statistics must catch up with the trained weights, or eval-mode
+# predictions lag far behind the training loss.
+norm_momentum = 0.1
 model = dict(
     data_preprocessor=dict(voxel_layer=dict(voxel_size=voxel_size, point_cloud_range=point_cloud_range,
                                             max_num_points=10, max_voxels=[60000, 80000])),
     pts_middle_encoder=dict(
         _delete_=True, type="SparseEncoder", in_channels=5, sparse_shape=[21, 512, 512],
         output_channels=64, order=["conv", "norm", "act"],
-        norm_cfg=dict(type="BN1d", eps=1e-3, momentum=0.01), base_channels=16,
+        norm_cfg=dict(type="BN1d", eps=1e-3, momentum=norm_momentum), base_channels=16,
         encoder_channels=[[16], [32, 32], [64, 64]], encoder_paddings=[[1], [1, 1], [[0, 1, 1], 1]],
         block_type="conv_module", sparseconv_backend="native"),
-    pts_backbone=dict(in_channels=128, out_channels=[64, 128], layer_nums=[3, 3], layer_strides=[2, 2]),
-    pts_neck=dict(in_channels=[64, 128], out_channels=[128, 128], upsample_strides=[1, 2]),
+    pts_backbone=dict(in_channels=128, out_channels=[64, 128], layer_nums=[3, 3], layer_strides=[2, 2],
+                      norm_cfg=dict(type="BN", eps=1e-3, momentum=norm_momentum)),
+    pts_neck=dict(in_channels=[64, 128], out_channels=[128, 128], upsample_strides=[1, 2],
+                  norm_cfg=dict(type="BN", eps=1e-3, momentum=norm_momentum)),
     pts_bbox_head=dict(
-        in_channels=256, share_conv_channel=64,
+        in_channels=256, share_conv_channel=64, norm_cfg=dict(type="BN2d", momentum=norm_momentum),
         separate_head=dict(type="SeparateHead", head_conv=32, final_kernel=1, init_bias=-2.19),
         bbox_coder=dict(out_size_factor=out_size_factor, voxel_size=voxel_size[:2],
                         pc_range=point_cloud_range[:2], post_center_range=post_center_range)),
