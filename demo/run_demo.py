@@ -142,10 +142,10 @@ def draw_predictions(checkpoint: Path, info: Path, out_dir: Path, count: int = 2
     for index in range(0, len(dataset), max(1, len(dataset) // count))[:count]:
         frame = dataset.get_frame(index)
         boxes = inference_detector(model, frame)
-        shown = boxes[boxes.scores >= 0.3]
-        say(5, f"{frame.token[:8]}: {len(shown)} predictions with score >= 0.3, {len(frame.boxes)} GT boxes")
+        shown = boxes[boxes.scores >= 0.2]
+        say(5, f"{frame.token[:8]}: {len(shown)} predictions with score >= 0.2, {len(frame.boxes)} GT boxes")
         written.append(render_bev(frame, out_dir / f"predictions_{index:02d}_bev.png", predictions=shown,
-                                  title=f"CenterPoint (dashed, score >= 0.3) vs ground truth (solid), {frame.token[:8]}"))
+                                  title=f"CenterPoint (dashed, score >= 0.2) vs ground truth (solid), {frame.token[:8]}"))
     return written
 
 

@@ -3,7 +3,7 @@
 # except the last.
 _base_ = ["./centerpoint_tiny_synthetic.py"]
 lr = 2e-3
-max_epochs = 12
+max_epochs = 18
 param_scheduler = [
     dict(type="OneCycleLR", eta_max=lr, pct_start=0.4, div_factor=10, final_div_factor=1e3,
          anneal_strategy="cos", by_epoch=True, begin=0, end=max_epochs, convert_to_iter_based=True),
