@@ -2,6 +2,7 @@
 #include <torch/extension.h>
 
 #include "kernel_map.h"
+#include "sparse_conv.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -38,4 +39,20 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("coords"), py::arg("spatial_shape"), py::arg("out_spatial_shape"),
         py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         release_gil());
+
+  // Sparse convolution (ops/csrc/sparse_conv.cpp), float32 / float64.
+  m.def("sparse_conv_isa", &po::sparse_conv_isa,
+        "Instruction set a sparse-conv isa name resolves to on this CPU", py::arg("isa") = "auto");
+  m.def("sparse_conv_transpose_pairs", &po::sparse_conv_transpose_pairs,
+        "Pairs of the transposed conv, sorted by output row inside every offset: (in, out)",
+        py::arg("in_idx"), py::arg("out_idx"), py::arg("offset_ptr"), py::arg("num_in"),
+        release_gil());
+  m.def("sparse_conv_forward", &po::sparse_conv_forward,
+        "Output-stationary implicit-GEMM sparse conv: (N_out, C_out)", py::arg("features"),
+        py::arg("weight"), py::arg("in_idx"), py::arg("out_idx"), py::arg("offset_ptr"),
+        py::arg("num_out"), py::arg("block_rows") = 128, py::arg("isa") = "auto", release_gil());
+  m.def("sparse_conv_weight_grad", &po::sparse_conv_weight_grad,
+        "Weight gradient (K, C_in, C_out) of a sparse conv", py::arg("features"),
+        py::arg("grad_out"), py::arg("in_idx"), py::arg("out_idx"), py::arg("offset_ptr"),
+        py::arg("chunk_pairs") = 256, py::arg("isa") = "auto", release_gil());
 }

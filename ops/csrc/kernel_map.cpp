@@ -3,8 +3,8 @@
 // Both maps first fill a neighbour table nbr[o * K + j] = input row feeding output o through
 // kernel offset j (or -1); the CSR pairs are that table compacted offset by offset, in output
 // order, which is exactly the order of the PyTorch path (per offset, sorted by output row).
-//   * submanifold: one hash lookup per (voxel, offset) for half of the offsets; the mirrored
-//     offset K-1-j is filled from the same hit (its pair is the transpose);
+//   * submanifold: a sort-merge search along the sorted voxel keys (kernel_map_sorted.cpp) for
+//     half of the offsets; the mirrored offset K-1-j is filled from the same hit;
 //   * strided conv: every input lists its candidate outputs, an LSD radix sort of their keys
 //     gives the outputs sorted by (batch, z, y, x) (= torch.unique(sorted=True)) and the rank
 //     of each candidate is its output row.
@@ -17,6 +17,7 @@
 #include <string>
 
 #include "coord_hash.h"
+#include "kernel_map_sorted.h"
 #include "radix_sort.h"
 
 namespace perception_ops {
@@ -91,24 +92,6 @@ void check_coords_range(const at::Tensor& coords, const std::vector<int64_t>& sh
       << " are both [" << q[0] << ", " << q[1] << ", " << q[2] << ", " << q[3]
       << "] (deduplicate, e.g. with torch.unique, first)";
   throw pybind11::value_error(msg.str());
-}
-
-// Hash table of all rows (keys packed and inserted in parallel); duplicates raise ValueError.
-CoordHashTable build_table(const int32_t* c, int64_t n) {
-  std::vector<int64_t> keys(n);
-#pragma omp parallel for num_threads(num_threads()) schedule(static) if (n > kParallelGrain)
-  for (int64_t r = 0; r < n; ++r) {
-    keys[r] = pack_key(c[4 * r], c[4 * r + 1], c[4 * r + 2], c[4 * r + 3]);
-  }
-  CoordHashTable table(std::move(keys));
-  bool duplicate = false;
-#pragma omp parallel for num_threads(num_threads()) schedule(static) if (n > kParallelGrain) \
-    reduction(|| : duplicate)
-  for (int64_t r = 0; r < n; ++r) {
-    if (table.insert(static_cast<int32_t>(r)) >= 0) duplicate = true;
-  }
-  if (duplicate) raise_duplicate_error(c, n);
-  return table;
 }
 
 // Neighbour table nbr[o * K + j] (input row or -1) -> (in_indices, out_indices, offset_ptr,
@@ -237,43 +220,15 @@ std::vector<at::Tensor> subm_kernel_map(const at::Tensor& coords,
   check_coords_range(coords, spatial_shape, "coords");
   const int64_t n = coords.size(0);
   const int32_t* c = coords.data_ptr<int32_t>();
-  const CoordHashTable table = build_table(c, n);
+  SortedKeys sorted;
+  if (!sort_keys(c, n, sorted)) raise_duplicate_error(c, n);
 
-  // Offset j = (kd, kh, kw) in C order moves (z, y, x) by delta = (kd - k/2, ...) * dilation;
-  // while every field stays in range, packing is linear: neighbour key = key + packed delta.
-  const int64_t kh = kernel_size[1], kw = kernel_size[2];
-  const int64_t K = kernel_size[0] * kh * kw;
-  const int64_t centre = K / 2;
-  std::vector<int64_t> delta(3 * K), delta_key(K);
-  for (int64_t j = 0; j < K; ++j) {
-    const int64_t tap[3] = {j / (kh * kw), (j / kw) % kh, j % kw};
-    for (int a = 0; a < 3; ++a) delta[3 * j + a] = (tap[a] - kernel_size[a] / 2) * dilation[a];
-    delta_key[j] = (delta[3 * j] << 32) + (delta[3 * j + 1] << 16) + delta[3 * j + 2];
-  }
-
-  // Offsets j < centre are searched; offset K-1-j is the mirror (delta -> -delta), so a hit
-  // "i feeds o through j" is also "o feeds i through K-1-j".  Each (row, offset) entry has a
-  // single writer: row o writes its columns <= centre, mirrors write columns > centre.
+  // Offset j = (kd, kh, kw) in C order: input = output + (tap - k / 2) * dilation.  Sorted
+  // rows are searched line by line with forward-moving cursors (kernel_map_sorted.cpp).
+  const int64_t K = kernel_size[0] * kernel_size[1] * kernel_size[2];
   std::vector<int32_t> nbr(n * K, -1);
-#pragma omp parallel for num_threads(num_threads()) schedule(static) if (n > kParallelGrain)
-  for (int64_t o = 0; o < n; ++o) {
-    const int32_t* q = c + 4 * o;
-    const int64_t key = table.key(o);
-    nbr[o * K + centre] = static_cast<int32_t>(o);  // the centre offset is the identity
-    for (int64_t j = 0; j < centre; ++j) {
-      const int64_t* dj = delta.data() + 3 * j;
-      const int64_t z = q[1] + dj[0], y = q[2] + dj[1], x = q[3] + dj[2];
-      if (z < 0 || z >= spatial_shape[0] || y < 0 || y >= spatial_shape[1] || x < 0 ||
-          x >= spatial_shape[2]) {
-        continue;
-      }
-      const int32_t i = table.find(key + delta_key[j]);
-      if (i >= 0) {
-        nbr[o * K + j] = i;
-        nbr[i * K + (K - 1 - j)] = static_cast<int32_t>(o);
-      }
-    }
-  }
+  subm_neighbours_sorted(sorted, c, spatial_shape, kernel_size, dilation, num_threads(),
+                         nbr.data());
   return pairs_from_neighbours(nbr, K, n);
 }
 
@@ -294,7 +249,8 @@ std::vector<at::Tensor> conv_kernel_map(const at::Tensor& coords,
   check_coords_range(coords, spatial_shape, "coords");
   const int64_t n = coords.size(0);
   const int32_t* c = coords.data_ptr<int32_t>();
-  build_table(c, n);  // only to reject duplicate coordinates, as the PyTorch path does
+  SortedKeys sorted;  // only to reject duplicate coordinates, as the PyTorch path does
+  if (!sort_keys(c, n, sorted)) raise_duplicate_error(c, n);
 
   const int64_t* k = kernel_size.data();
   const int64_t K = k[0] * k[1] * k[2];

@@ -4,20 +4,25 @@ An :class:`ExecutionConfig` names the dataflow of a layer's feature GEMM and its
 the input-gradient (dgrad) dataflow, the weight-gradient (wgrad) grouping and the backend:
 
 * ``backend="native"``: ``dataflow`` is a CPU dataflow (:data:`.dataflows.DATAFLOWS`:
-  gather_gemm_scatter, fetch_on_demand, implicit_gemm) run by :func:`.dataflows.sparse_matmul`
+  gather_gemm_scatter, fetch_on_demand, implicit_gemm, native_implicit_gemm) run by
+  :func:`.dataflows.sparse_matmul`
   on any device, or a Triton dataflow (:data:`.triton.DATAFLOWS`) run by
   :func:`.triton.triton_sparse_matmul` for CUDA tensors when triton is importable.  A name in
   both tables runs on Triton there and on the torch path elsewhere (the other path's
   parameters are then ignored); a Triton-only name off CUDA / without triton runs its torch
   equivalent (gather_scatter, gather_mm_scatter -> gather_gemm_scatter; implicit_gemm_sorted
-  -> implicit_gemm with sorted=True): same result, other kernel.
+  -> implicit_gemm with sorted=True): same result, other kernel.  The compiled CPU dataflow
+  ``native_implicit_gemm`` runs Triton's ``implicit_gemm_sorted`` on CUDA with triton (its
+  GPU counterpart), its torch fallback elsewhere.
 * ``backend="spconv"``: the layer runs spconv 2.x's conv on the same weights
   (``params={"algo": ...}`` optional).  Tensors are converted at the layer's boundaries and
   spconv's indice pairs are kept next to our kernel-map cache, so consecutive spconv layers
   with an ``indice_key`` share them as in spconv.  An inverse conv on spconv needs its
   ``indice_key``'s conv to have run on spconv as well.
 
-The default config is gather_gemm_scatter with its default parameters on the native backend.
+The default config is gather_gemm_scatter with its default parameters on the native backend
+(the autotuner's baseline; on the CPU the compiled native_implicit_gemm is the fastest
+dataflow, and autotuned models pick it up).
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ TORCH_EQUIVALENT: Mapping[str, tuple[str, dict[str, Any]]] = {
     "gather_mm_scatter": ("gather_gemm_scatter", {}),
     "implicit_gemm_sorted": ("implicit_gemm", {"sorted": True}),
 }
+TRITON_EQUIVALENT: Mapping[str, str] = {"native_implicit_gemm": "implicit_gemm_sorted"}
 MODES = ("inference", "training")
 
 
@@ -150,8 +156,16 @@ def map_view(x: SparseTensor, kmap: KernelMap) -> MapView:
     return hit[1]
 
 
+def _triton_name(dataflow: str | None) -> str | None:
+    """The Triton dataflow a config's dataflow name runs on CUDA (None: no Triton kernel)."""
+    if dataflow is None:
+        return None
+    name = TRITON_EQUIVALENT.get(dataflow, dataflow)
+    return name if name in TRITON_DATAFLOWS else None
+
+
 def _use_triton(features: Tensor, dataflow: str) -> bool:
-    return features.is_cuda and TRITON_AVAILABLE and dataflow in TRITON_DATAFLOWS
+    return features.is_cuda and TRITON_AVAILABLE and _triton_name(dataflow) is not None
 
 
 def _torch_name(dataflow: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -167,10 +181,9 @@ def feature_matmul(x: SparseTensor, weight: Tensor, kmap: KernelMap,
     """``(kmap.num_out, C_out)`` conv features of ``x`` along ``kmap`` by ``config``."""
     params = dict(config.params)
     if _use_triton(x.features, config.dataflow):
-        dgrad = config.dgrad_dataflow
         return triton_sparse_matmul(
-            x.features, weight, kmap, config.dataflow,
-            backward_dataflow=dgrad if dgrad in TRITON_DATAFLOWS else None,
+            x.features, weight, kmap, _triton_name(config.dataflow),
+            backward_dataflow=_triton_name(config.dgrad_dataflow),
             allow_tf32=bool(params.get("allow_tf32", False)),
             config_index=params.get("config_index"))
     name, resolved = _torch_name(config.dataflow, params)

@@ -39,6 +39,29 @@ def replace_features(x: Any, features: Tensor) -> Any:
     return x.replace(features)
 
 
+class _ScatterChannelsFirst(torch.autograd.Function):
+    """``(N, C)`` features -> zero ``(B, C, S)`` grid with ``grid[b, :, cell] = features[n]``.
+
+    Written straight into the channels-first layout (a ``(B, S, C)`` view of it): no
+    channels-last grid and no permuting copy of the mostly empty volume; the backward gathers
+    the voxels' gradient rows (no full-grid copies, which an in-place op on a view would make).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, features: Tensor, batch: Tensor, cell: Tensor, batch_size: int,
+                cells: int) -> Tensor:
+        grid = features.new_zeros((batch_size, features.shape[1], cells))
+        grid.permute(0, 2, 1).index_put_((batch, cell), features)
+        ctx.save_for_backward(batch, cell)
+        return grid
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        batch, cell = ctx.saved_tensors
+        grad_features = grad.permute(1, 0, 2)[:, batch, cell].t().contiguous()
+        return grad_features, None, None, None, None
+
+
 def dense(x: Any, channels_first: bool = True) -> Tensor:
     """Dense grid of a sparse tensor: (B, C, D, H, W) (or (B, D, H, W, C)); empty cells are 0.
 
@@ -49,10 +72,13 @@ def dense(x: Any, channels_first: bool = True) -> Tensor:
     if features.dim() != 2 or features.shape[0] != coords.shape[0]:
         raise ValueError(f"features must be (N, C) with N = {coords.shape[0]} coords, got "
                          f"{tuple(features.shape)}")
-    grid = features.new_zeros((int(x.batch_size), d, h, w, features.shape[1]))
     c = coords.to(device=features.device, dtype=torch.int64).unbind(1)
-    grid = grid.index_put(c, features)
-    return grid.permute(0, 4, 1, 2, 3).contiguous() if channels_first else grid
+    if not channels_first:
+        grid = features.new_zeros((int(x.batch_size), d, h, w, features.shape[1]))
+        return grid.index_put(c, features)
+    cell = (c[1] * h + c[2]) * w + c[3]
+    grid = _ScatterChannelsFirst.apply(features, c[0], cell, int(x.batch_size), d * h * w)
+    return grid.view(int(x.batch_size), features.shape[1], d, h, w)
 
 
 def to_bev(x: Any) -> Tensor:

@@ -11,7 +11,8 @@ downsamplings 16->32, 32->64, 64->128.  Per layer:
 * one row per fixed config (:mod:`.sparse_configs`): the feature matmul alone on the built
   map (``feature_matmul``, what a module runs after its map lookup), forward and
   forward+backward, and its "mm part" (wall time inside its matmul calls, median of 3
-  forwards, :class:`.timing.MatmulTimer`);
+  forwards, :class:`KernelTimer`: torch's matmuls, and for ``native_implicit_gemm`` its
+  compiled kernel, which fuses the rows' gather into the matmul);
 * ``dense``: ``torch.mm`` of ``(pairs, C_in) @ (C_in, C_out)`` measured in the same run.
 
 Useful work is ``pairs * C_in * C_out * 2`` FLOP (implicit GEMM's zero rows count as waste).
@@ -31,7 +32,9 @@ from perception_ops.sparse.kernel_map import KernelMap, build_conv_map, build_su
 
 from .sparse_configs import label
 from .sparse_inputs import SparseInput
-from .timing import Timing, matmul_seconds, measure, measure_interleaved
+from perception_ops.sparse.dataflows.native import KERNELS
+
+from .timing import MatmulTimer, Timing, measure, measure_interleaved
 
 Level = tuple[Tensor, tuple[int, int, int]]
 
@@ -137,6 +140,33 @@ def _modules(spec: LayerSpec, level: Level, feats: Tensor, grad: Tensor, spconv:
         a, b = fwd("native")(), fwd("spconv")()
         out["equal"] = aligned_difference(a.coords, a.features, b.indices, b.features)
     return out
+
+
+class KernelTimer(MatmulTimer):
+    """:class:`.timing.MatmulTimer` that also times the native dataflow's compiled kernels
+    (they replace the gathers and matmuls of the torch dataflows in one call)."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        if func not in KERNELS:
+            return super().__torch_function__(func, types, args, kwargs)
+        start = self.clock()
+        try:
+            return func(*args, **(kwargs or {}))
+        finally:
+            self.seconds += self.clock() - start
+            self.calls += 1
+
+
+def matmul_seconds(fn: Callable[[], Any], repeats: int = 3) -> float:
+    """Median over ``repeats`` calls of ``fn`` of the time inside its matmul / native kernel
+    calls (:class:`KernelTimer`)."""
+    times = []
+    for _ in range(repeats):
+        with KernelTimer() as timer:
+            fn()
+        times.append(timer.seconds)
+    return sorted(times)[len(times) // 2]
 
 
 def _config_rows(kmap: KernelMap, level: Level, feats: Tensor, weight: Tensor, grad: Tensor,

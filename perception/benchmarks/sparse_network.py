@@ -21,13 +21,14 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor, nn
 
+from perception_ops.sparse.dataflows.native import PROFILER_EVENT
 from perception_ops.sparse.execution import ExecutionConfig
 
 from .sparse_configs import apply_config, conv_layers, label
 from .sparse_inputs import SparseInput
-from .sparse_layers import gflops
+from .sparse_layers import gflops, matmul_seconds
 from .sparse_tuning import Tuned
-from .timing import matmul_seconds, measure, measure_interleaved, profiled_matmul_seconds
+from .timing import measure, measure_interleaved, profiled_matmul_seconds
 
 WGRAD_TOLERANCE = 1e-2
 """Relative max difference allowed between the backends' input-conv weight gradients: it
@@ -165,10 +166,12 @@ def bench_encoder(inp: SparseInput, model_cfg: Mapping[str, Any], fixed: list[Ex
     best_step = min(fixed_names, key=lambda n: step_t[n].median) if fixed_names else None
     for name in {DEFAULT, TUNED, best_fwd} & set(rows):
         mm = matmul_seconds(fwd[name])
-        rows[name].update(mm_s=mm, mm_gflops=gflops(flop, mm), mm_pct_dense=100 * dense_s / mm)
+        rows[name].update(mm_s=mm, mm_gflops=gflops(flop, mm),
+                          mm_pct_dense=100 * dense_s / mm if mm > 0 else float("nan"))
     if cross_check:  # the same figure from a torch.profiler trace, for the report's method note
         name = TUNED if TUNED in rows else DEFAULT
-        rows[name]["mm_s_profiler"] = profiled_matmul_seconds(fwd[name])
+        rows[name]["mm_s_profiler"] = profiled_matmul_seconds(
+            fwd[name], ("aten::mm", "aten::bmm", "aten::addmm", PROFILER_EVENT))
     result: dict[str, Any] = {
         "model": type(native).__name__, "conv_layers": len(work), "pairs": sum(p for p, _, _ in work),
         "gflop": flop / 1e9, "bev_shape": list(shape), "dense_mm_s": dense_s,

@@ -14,6 +14,7 @@ from perception_ops.sparse import (SparseConv3d, SparseInverseConv3d, SparseSequ
 from perception_ops.sparse.autotune import (GroupKey, HookTimer, Measurement, SearchSpace,
                                             TuneResult, apply_tuned, autotune, conv_modules,
                                             discover_groups, robust_median)
+from perception_ops.sparse.autotune.cache import engine_key
 from perception_ops.sparse.autotune.space import forward_candidates, wgrad_candidates
 from perception_ops.sparse.backends import BACKENDS
 from perception_ops.sparse.execution import DEFAULT_EXECUTION, ExecutionConfig
@@ -125,6 +126,7 @@ def test_tuner_picks_fastest_and_caches(tmp_path):
     assert len(files) == 1 and result.path == files[0]
     saved = json.loads(files[0].read_text())
     assert saved["device"]["threads"] == torch.get_num_threads()
+    assert saved["device"]["engine"] == engine_key()  # a new dataflow means a new cache file
     assert saved["model"]["class"] == "SparseSequential"
     # reused next time (no timing at all), on a fresh model of the same structure
     fresh = tiny_net().eval()
@@ -217,7 +219,14 @@ def test_search_space_is_pruned():
     tiles = {dict(c.params)["tile_rows"] for c in cands if c.dataflow == "implicit_gemm"}
     assert tiles == {256, 1024}
     assert len(cands) == len(set(cands))
-    assert wgrad_candidates(SearchSpace(), 1000)[0] == {"epsilon": 0.0, "mm_thresh": 0}
+    blocks = [dict(c.params)["block_rows"] for c in cands
+              if c.dataflow == "native_implicit_gemm"]
+    assert blocks == [64, 128, 256, 512]  # every size below 1000 rows, once
+    wgrads = wgrad_candidates(SearchSpace(), 1000)
+    assert wgrads[0] == {"epsilon": 0.0, "mm_thresh": 0, "native": True}
+    # the native weight gradient does not group: its grouping parameters stay at 0
+    assert [w for w in wgrads if w["native"]] == [wgrads[0]]
+    assert {"epsilon": 0.1, "mm_thresh": 2048, "native": False} in wgrads
 
 
 def test_robust_median_drops_outliers():

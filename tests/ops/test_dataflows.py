@@ -1,4 +1,5 @@
-"""CPU dataflows (gather-GEMM-scatter, fetch-on-demand, implicit GEMM): forward and explicit
+"""CPU dataflows (gather-GEMM-scatter, fetch-on-demand, implicit GEMM, native implicit GEMM):
+forward and explicit
 backward against gather_gemm_scatter and the dense conv3d references, edge cases, bad input."""
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ EXTRA = {  # edge values beyond the autotuner's candidates
     "gather_gemm_scatter": [{"epsilon": 1.0, "mm_thresh": 10 ** 9}, {"epsilon": 0.9}],
     "fetch_on_demand": [{"chunk_size": 1}, {"chunk_size": 7}],
     "implicit_gemm": [{"tile_rows": 1, "sorted": True}, {"tile_rows": 5, "sorted": False}],
+    "native_implicit_gemm": [{"block_rows": 1}, {"block_rows": 7}],
 }
 
 
@@ -137,7 +139,7 @@ def test_gradients_equal_reference_autograd(kind):
     view = MapView(case.kmap)
     dgrads = [None, "fetch_on_demand", "implicit_gemm"]
     for (name, params), dgrad in itertools.product(SETTINGS[::2], dgrads):
-        for wgrad in ({}, {"epsilon": 0.5, "mm_thresh": 10 ** 6}):
+        for wgrad in ({}, {"native": False, "epsilon": 0.5, "mm_thresh": 10 ** 6}):
             y = sparse_matmul(f0, w0, view, name, dgrad_dataflow=dgrad, wgrad_params=wgrad,
                               **params)
             got = torch.autograd.grad(y, (f0, w0), g_out)
@@ -148,7 +150,7 @@ def test_gradients_equal_reference_autograd(kind):
 @pytest.mark.parametrize("name,params", [
     ("gather_gemm_scatter", {}), ("gather_gemm_scatter", {"epsilon": 0.5, "mm_thresh": 10 ** 6}),
     ("fetch_on_demand", {"chunk_size": 3}), ("implicit_gemm", {"tile_rows": 4, "sorted": True}),
-    ("implicit_gemm", {"sorted": False}),
+    ("implicit_gemm", {"sorted": False}), ("native_implicit_gemm", {"block_rows": 3}),
 ])
 def test_gradcheck_float64(kind, name, params):
     case = make_case(kind, 6, n=14, c_in=2, c_out=2, shape=(4, 4, 4))
@@ -267,7 +269,8 @@ def test_plan_groups_follow_torchsparse_rule():
 
 
 def test_table_is_read_only_and_describes_parameters():
-    assert set(DATAFLOWS) == {"gather_gemm_scatter", "fetch_on_demand", "implicit_gemm"}
+    assert set(DATAFLOWS) == {"gather_gemm_scatter", "fetch_on_demand", "implicit_gemm",
+                              "native_implicit_gemm"}
     with pytest.raises(TypeError):
         DATAFLOWS["mine"] = DATAFLOWS["implicit_gemm"]  # type: ignore[index]
     with pytest.raises(TypeError):
@@ -276,7 +279,7 @@ def test_table_is_read_only_and_describes_parameters():
         assert set(spec.dtypes) == {torch.float32, torch.float64, torch.bfloat16, torch.float16}
         for name, p in spec.params.items():
             assert p.default in p.candidates, name
-    assert set(WGRAD_PARAMS) == {"epsilon", "mm_thresh"}
+    assert set(WGRAD_PARAMS) == {"epsilon", "mm_thresh", "native"}
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -252,3 +252,15 @@ def test_spconv_compatible_tensor_api(monkeypatch):
         x.replace_feature(x.features.int())
     with pytest.raises(AssertionError, match="validated again"):  # new coordinates: checked
         x.replace(x.features, x.coords.clone())
+
+
+def test_dense_and_bev_are_differentiable():
+    x = make_input(6)
+    f = x.features.clone().requires_grad_(True)
+    y = x.replace(f)
+    weights = torch.randn(BATCH, f.shape[1], *SHAPE)
+    (grad,) = torch.autograd.grad((dense(y) * weights).sum(), (f,))
+    b, z, yy, xx = x.coords.long().unbind(1)
+    assert torch.equal(grad, weights[b, :, z, yy, xx])
+    (grad_bev,) = torch.autograd.grad(to_bev(y).sum(), (f,))
+    assert torch.equal(grad_bev, torch.ones_like(f))

@@ -1,7 +1,8 @@
 """On-disk autotune results (JSON) and applying them to a model.
 
 A result is keyed by the device (CPU model name or CUDA device name, torch version, torch
-thread count), the model (class and a hash of its layer structure, execution configs
+thread count, and the engine: the dataflows with their parameter spaces, so a result tuned
+before a dataflow was added or changed is not reused), the model (class and a hash of its layer structure, execution configs
 excluded) and a caller-given config hash (e.g. of the model config and voxel settings);
 the file is ``<cache_dir>/<ModelClass>-<hash of the three>.json``.
 """
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..dataflows import DATAFLOWS, WGRAD_PARAMS
 from ..execution import MODES, ExecutionConfig
 from ..modules import _SparseConvNd
 from .groups import GroupKey, conv_modules
@@ -35,11 +37,19 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def engine_key() -> str:
+    """Hash of the engine's search space: dataflow names, their parameter candidates and the
+    weight-gradient parameters."""
+    space = {name: {k: list(p.candidates) for k, p in spec.params.items()}
+             for name, spec in DATAFLOWS.items()}
+    return stable_hash({"dataflows": space, "wgrad": sorted(WGRAD_PARAMS)})
+
+
 def device_key(device: torch.device) -> dict[str, Any]:
-    """What makes timings on this machine comparable."""
+    """What makes timings on this machine comparable (the engine's kernels included)."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {"type": device.type, "name": name, "torch": torch.__version__,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "engine": engine_key()}
 
 
 def _layer_text(name: str, m: nn.Module) -> str:

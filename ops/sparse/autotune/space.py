@@ -5,6 +5,8 @@ spconv; stage ``dgrad`` (training): the input-gradient dataflow; stage ``wgrad``
 the weight-gradient grouping.  Pruned combinations, which cannot be faster or are identical:
 
 * gather_gemm_scatter / wgrad with ``mm_thresh=0`` never batch, so ``epsilon > 0`` only pads;
+* the native weight gradient (wgrad ``native=True``) ignores the grouping parameters: only
+  its default grouping is kept;
 * a threshold / chunk / tile at least as large as the largest layer acts like any larger one:
   only the smallest such value is kept.
 
@@ -23,7 +25,7 @@ from ..execution import DEFAULT_EXECUTION, ExecutionConfig
 from ..triton import DATAFLOWS as TRITON_DATAFLOWS
 from ..triton import TRITON_AVAILABLE
 
-SIZE_PARAMS = {"mm_thresh", "chunk_size", "tile_rows"}
+SIZE_PARAMS = {"mm_thresh", "chunk_size", "tile_rows", "block_rows"}
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,15 @@ def _grid(space: Mapping[str, Sequence[Any]], limits: Mapping[str, int]) -> list
         params = dict(zip(names, combo))
         if params.get("mm_thresh", 1) == 0 and params.get("epsilon", 0) > 0:
             continue  # never batched: epsilon only pads
+        if params.get("native") is True and (params.get("epsilon", 0) or
+                                             params.get("mm_thresh", 0)):
+            continue  # the native weight gradient does not group
         out.append(params)
     return out
 
 
 def _limits(max_rows: int, kernel_volume: int) -> dict[str, int]:
-    return {"mm_thresh": max_rows + 1, "tile_rows": max_rows,
+    return {"mm_thresh": max_rows + 1, "tile_rows": max_rows, "block_rows": max_rows,
             "chunk_size": max_rows * kernel_volume}
 
 

@@ -1,11 +1,15 @@
 """CPU dataflows of the sparse-conv matmul (TorchSparse++ style), forward and backward.
 
+``native_implicit_gemm`` is the compiled C++ kernel (:mod:`.native`); the others are
+torch-op compositions that run on any device and dtype.
+
 ``DATAFLOWS`` is a read-only table ``name -> DataflowSpec``: the raw forward kernel
 ``forward(features, weight, kmap_or_view, **params) -> Tensor`` (no checks, no autograd),
 its tunable parameters (default, candidate values for an autotuner, validity check) and the
 dtypes it supports.  :func:`sparse_matmul` validates everything and runs a dataflow through
 :class:`.autograd.SparseMatmulFunction`, whose backward is explicit (input gradient by a
-configurable dataflow on the transposed map, grouped weight gradient).
+configurable dataflow on the transposed map; weight gradient by the native kernel or
+grouped, ``WGRAD_PARAMS``).
 
 Pass a :class:`.views.MapView` instead of the KernelMap to reuse its derived indices
 (int64 pairs, neighbour map, mask order, transposed view) across calls.
@@ -25,6 +29,7 @@ from .autograd import SparseMatmulFunction, transposed_weight
 from .fetch_on_demand import fetch_on_demand_forward
 from .gather_gemm_scatter import gather_gemm_scatter_forward, grouped_weight_grad, plan_groups
 from .implicit_gemm import implicit_gemm_forward
+from .native import native_forward
 from .views import MapView, as_view
 
 ALL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
@@ -101,12 +106,21 @@ def _table() -> Mapping[str, DataflowSpec]:
                          "tile_rows": ParamSpec(1024, (256, 1024, 4096, 16384), "positive_int"),
                          "sorted": ParamSpec(True, (False, True), "bool")}),
                      ALL_DTYPES, "output-stationary tiles, one (tile, K*C_in) matmul each"),
+        DataflowSpec("native_implicit_gemm", native_forward,
+                     MappingProxyType({"block_rows": ParamSpec(
+                         256, (64, 128, 256, 512), "positive_int")}),
+                     ALL_DTYPES, "C++ output-stationary implicit GEMM: register-blocked "
+                     "micro-kernel over cached row blocks (fp32/fp64 CPU; else fetch_on_demand)"),
     ]
     return MappingProxyType({s.name: s for s in specs})
 
 
 DATAFLOWS: Mapping[str, DataflowSpec] = _table()
-WGRAD_PARAMS: Mapping[str, ParamSpec] = MappingProxyType(dict(_GROUPING))
+WGRAD_PARAMS: Mapping[str, ParamSpec] = MappingProxyType({
+    **_GROUPING, "native": ParamSpec(True, (True, False), "bool")})
+"""Weight gradient: ``native`` runs the C++ kernel where it can (fp32 / fp64 on the CPU; the
+grouping parameters are then unused), else the grouped torch path with ``epsilon`` /
+``mm_thresh``."""
 
 
 def get_dataflow(name: str) -> DataflowSpec:
@@ -143,7 +157,7 @@ def sparse_matmul(features: Tensor, weight: Tensor, kmap: KernelMap | MapView,
 
     The input gradient runs ``dgrad_dataflow`` (default: the forward dataflow, with the
     forward's params when it is the same dataflow) on the transposed map; the weight gradient
-    is grouped with ``wgrad_params`` (``epsilon``, ``mm_thresh``).
+    follows ``wgrad_params`` (``native``, ``epsilon``, ``mm_thresh``; see ``WGRAD_PARAMS``).
     """
     spec = get_dataflow(dataflow)
     resolved = spec.resolve(params)

@@ -6,8 +6,9 @@ For ``Y = conv(X, W)`` along a kernel map with pairs (i, o) per offset j:
   (``MapView.transposed``, whose neighbour map is ``in_out_map``) and the transposed weight
   ``W_j^T`` (KRSC weight permuted to (C_in, kD, kH, kW, C_out)), run through any dataflow
   (``dgrad`` / ``dgrad_params``);
-* weight gradient ``dW_j = X[ins_j]^T @ dY[outs_j]``, grouped like the gather-GEMM-scatter
-  forward (``wgrad_params``: ``epsilon``, ``mm_thresh``), the submanifold centre as one mm.
+* weight gradient ``dW_j = X[ins_j]^T @ dY[outs_j]``: the native kernel (``wgrad_params``
+  ``native=True``, the default, where it can run) or grouped like the gather-GEMM-scatter
+  forward (``epsilon``, ``mm_thresh``), the submanifold centre as one mm.
 
 The backward itself is not differentiable (``once_differentiable``).
 """
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from .gather_gemm_scatter import grouped_weight_grad
+from .native import weight_gradient
 from .views import MapView
 
 Kernel = Callable[..., Tensor]
@@ -53,6 +54,6 @@ class SparseMatmulFunction(torch.autograd.Function):
             grad_in = ctx.dgrad(grad_out, transposed_weight(weight), view.transposed(),
                                 **ctx.dgrad_params)
         if ctx.needs_input_grad[1]:
-            grad_w = grouped_weight_grad(features, grad_out, view, weight.shape,
-                                         **ctx.wgrad_params)
+            grad_w = weight_gradient(features, grad_out, view, weight.shape,
+                                     **ctx.wgrad_params)
         return grad_in, grad_w, None, None, None, None, None, None
