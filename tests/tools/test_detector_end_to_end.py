@@ -4,6 +4,7 @@ DetectionEval) -> perception.apis inference on one frame."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,7 @@ def _config_for(root: Path, out: Path) -> Path:
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
