@@ -55,7 +55,8 @@ from .triton import DATAFLOWS as TRITON_DATAFLOWS, TRITON_AVAILABLE, triton_spar
 
 __all__ += ["TRITON_DATAFLOWS", "TRITON_AVAILABLE", "triton_sparse_matmul"]
 
-# CPU dataflows (gather-GEMM-scatter with grouping, fetch-on-demand, implicit GEMM) with
+# CPU dataflows (gather-GEMM-scatter with grouping, fetch-on-demand, implicit GEMM, and the
+# compiled native_implicit_gemm) with
 # explicit backward and a tunable-parameter table for an autotuner
 from .dataflows import DATAFLOWS as CPU_DATAFLOWS, DataflowSpec, MapView, sparse_matmul  # noqa: E402
 

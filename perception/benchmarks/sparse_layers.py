@@ -6,7 +6,8 @@ downsamplings 16->32, 32->64, 64->128.  Per layer:
 
 * ``native`` / ``spconv``: the module called on a fresh tensor (kernel-map construction
   included, as a network's first layer on a level pays it), eval forward under no_grad and
-  training forward+backward, interleaved; outputs compared voxel by voxel;
+  training forward+backward, interleaved; outputs compared voxel by voxel.  The native
+  module runs the layer's best fixed config (below), as a tuned model would;
 * ``map_ms``: the native kernel-map construction alone;
 * one row per fixed config (:mod:`.sparse_configs`): the feature matmul alone on the built
   map (``feature_matmul``, what a module runs after its map lookup), forward and
@@ -93,10 +94,12 @@ def aligned_difference(a_coords: Tensor, a: Tensor, b_coords: Tensor, b: Tensor)
     return {"same_voxels": True, "max_abs": diff, "rel": rel, "ok": rel < 1e-4}
 
 
-def _module_pair(spec: LayerSpec, spconv: bool) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+def _module_pair(spec: LayerSpec, spconv: bool, config: ExecutionConfig | None
+                 ) -> tuple[torch.nn.Module, torch.nn.Module | None]:
     ctor = SubMConv3d if spec.subm else SparseConv3d
     kwargs: dict[str, Any] = {} if spec.subm else {"stride": 2, "padding": 1}
     native = ctor(spec.c_in, spec.c_out, 3, bias=False, **kwargs)
+    native.set_execution(config)
     if not spconv:
         return native, None
     name = "SubMConv3d" if spec.subm else "SparseConv3d"
@@ -107,10 +110,11 @@ def _module_pair(spec: LayerSpec, spconv: bool) -> tuple[torch.nn.Module, torch.
 
 
 def _modules(spec: LayerSpec, level: Level, feats: Tensor, grad: Tensor, spconv: bool,
-             repeats: int) -> dict[str, Any]:
-    """Native vs spconv module times (map construction included) and their difference."""
+             repeats: int, config: ExecutionConfig | None = None) -> dict[str, Any]:
+    """Native (``config``) vs spconv module times (map construction included) and their
+    difference."""
     coords, shape = level
-    native, other = _module_pair(spec, spconv)
+    native, other = _module_pair(spec, spconv, config)
     xg = feats.clone().requires_grad_(True)
     make: dict[str, Callable[[Tensor], Any]] = {
         "native": lambda f: SparseTensor(f, coords, shape, 1)}
@@ -210,19 +214,20 @@ def bench_layer(spec: LayerSpec, levels: list[Level], configs: list[ExecutionCon
     map_t = measure(lambda: build_map(spec, level), repeats)
     a, b = torch.randn(pairs, spec.c_in, generator=g), torch.randn(spec.c_in, spec.c_out, generator=g)
     dense_t = measure(lambda: torch.mm(a, b), repeats)
-    mods = _modules(spec, level, feats, grad, spconv, repeats)
     rows = _config_rows(kmap, level, feats, weight, grad, configs, repeats)
     for r in rows:
         r["gflops"] = gflops(flop, r["fwd"].median)
         r["mm_gflops"] = gflops(flop, r["mm_s"])
         r["mm_pct_dense"] = 100.0 * dense_t.median / r["mm_s"] if r["mm_s"] > 0 else float("nan")
     best = min(rows, key=lambda r: r["fwd"].median)
+    mods = _modules(spec, level, feats, grad, spconv, repeats,
+                    ExecutionConfig.from_dict(best["config"]))
     result: dict[str, Any] = {
         "layer": spec.name, "c_in": spec.c_in, "c_out": spec.c_out, "subm": spec.subm,
         "voxels_in": kmap.num_in, "voxels_out": kmap.num_out, "pairs": pairs,
         "gflop": flop / 1e9, "map": map_t, "dense_mm": dense_t,
         "dense_gflops": gflops(flop, dense_t.median), "configs": rows,
-        "best_config": best["label"]}
+        "best_config": best["label"], "native_module_config": best["label"]}
     for name in ("native", "spconv"):
         if name in mods:
             result[name] = {**mods[name], "gflops": gflops(flop, mods[name]["fwd"].median)}
