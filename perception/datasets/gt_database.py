@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from ..registry import DATASETS
 from ..structures import Boxes3D, Frame, FrameError
-from ..utils.atomic import write_pickle_atomic
+from ..utils.atomic import replace_folder, write_pickle_atomic
 from .base import FrameDataset
 from .mmdet3d_info import load_info_file
 
@@ -146,7 +146,7 @@ def create_gt_database(
             for entry in _frame_entries(frame, classes, staging, relative, group):
                 dbinfos.setdefault(entry["name"], []).append(entry)
                 group += 1
-        _replace_folder(staging, out_dir / relative)
+        replace_folder(staging, out_dir / relative)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     metainfo = {
@@ -158,21 +158,6 @@ def create_gt_database(
     }
     return write_pickle_atomic({"metainfo": metainfo, "dbinfos": dbinfos},
                                out_dir / f"{prefix}_dbinfos_{split}.pkl")
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``, replacing an older folder only once ``new`` is in place."""
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    moved = target.exists()
-    if moved:
-        os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except OSError:
-        if moved:
-            os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _sweeps(text: str) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,3 +52,21 @@ def write_pickle_atomic(content: Any, path: str | Path) -> Path:
     with atomic_open(path, "wb") as stream:
         pickle.dump(content, stream, protocol=pickle.HIGHEST_PROTOCOL)
     return Path(path)
+
+
+def replace_folder(new: str | Path, target: str | Path) -> Path:
+    """Move the fully written folder ``new`` to ``target``; an older ``target`` is set aside
+    first and deleted only once ``new`` is in place (restored if the move fails)."""
+    new, target = Path(new), Path(target)
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    moved = target.exists()
+    if moved:
+        os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except OSError:
+        if moved:
+            os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return target

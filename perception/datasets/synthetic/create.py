@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .types import RoadMap, SyntheticScene
 from .writers import stable_int
+from ...utils.atomic import replace_folder
 
 FORMATS: tuple[str, ...] = ("nuscenes", "av2", "motion")
 META_FILE = "synthetic_meta.json"
@@ -237,17 +238,7 @@ def create_dataset(settings: Settings, generator: Callable[..., SyntheticScene] 
                 "scenes": [{"name": j.name, "seed": j.seed, "split": j.split} for j in jobs],
                 "splits": splits, "skipped": skipped}
         (temp / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        moved = out.exists()
-        if moved:
-            os.replace(out, old)
-        try:
-            os.replace(temp, out)
-        except OSError:
-            if moved:
-                os.replace(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(temp, out)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
