@@ -44,6 +44,8 @@ def native_extensions() -> tuple[list, dict]:
         NATIVE_SOURCES,
         extra_compile_args=["-O3", "-fopenmp", "-std=c++17"],
         extra_link_args=["-fopenmp"],
+        # header-only edits must rebuild the kernels that include them
+        depends=sorted(glob("ops/csrc/*.h")),
     )
     return [extension], {"build_ext": BuildExtension.with_options(use_ninja=False)}
 
@@ -77,6 +79,12 @@ setup(
         "tqdm",
         "pyquaternion",
         "tensorboard",
+        # the ROS bridge (perception.bridge): rosbridge v2 client, bag replay, Foxglove + MCAP
+        "roslibpy",
+        "rosbags",
+        "foxglove-sdk",
+        "websockets",
+        "mcap",
     ],
     extras_require={
         # triton runs the GPU kernels' tests on the CPU (TRITON_INTERPRET=1); spconv is the
@@ -85,6 +93,5 @@ setup(
         "triton": ["triton"],
         "spconv": ["spconv-cu120==2.3.6"],
         "open3d": ["open3d==0.20.0"],
-        "bridge": ["roslibpy", "rosbags", "foxglove-sdk"],
     },
 )

@@ -24,3 +24,6 @@ __all__ = [
 from .det_sample import DetSample  # noqa: E402  (appended: the detector's per-frame sample)
 
 __all__ += ["DetSample"]
+from .map_instances import MapInstances, MapInstancesError  # noqa: E402
+
+__all__ += ["MapInstances", "MapInstancesError"]

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .boxes import BOX_DIM, Boxes3D
+from .map_instances import MapInstances
 
 
 @dataclass
@@ -38,6 +39,14 @@ class DetSample:
     scene: str = ""
     metainfo: dict[str, Any] = field(default_factory=dict)
     pred: Boxes3D | None = None
+    gt_bev_seg: torch.Tensor | None = None
+    """``(C, H, W)`` bool BEV map-segmentation target (BEV grid convention), if the pipeline made one."""
+    gt_map: MapInstances | None = None
+    """Vectorized map ground truth in the LiDAR frame, if the pipeline made one."""
+    pred_bev_seg: torch.Tensor | None = None
+    """``(C, H, W)`` float probabilities filled by a segmentation head's ``predict``."""
+    pred_map: MapInstances | None = None
+    """Vectorized map predictions (with scores) filled by a map head's ``predict``."""
 
     def __post_init__(self) -> None:
         self.class_names = tuple(self.class_names)
@@ -61,6 +70,7 @@ class DetSample:
             self,
             gt_boxes=self.gt_boxes.to(device, non_blocking=non_blocking),
             gt_labels=self.gt_labels.to(device, non_blocking=non_blocking),
+            gt_bev_seg=None if self.gt_bev_seg is None else self.gt_bev_seg.to(device, non_blocking=non_blocking),
         )
 
     def gt_as_boxes(self) -> Boxes3D:

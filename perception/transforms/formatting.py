@@ -2,7 +2,13 @@
 
 Output (the detector contract)::
 
-    {"inputs": {"points": Tensor (N, C) float32}, "data_samples": DetSample}
+    {"inputs": {"points": Tensor (N, C) float32[, "imgs": Tensor (N_cam, 3, H, W) float32]},
+     "data_samples": DetSample}
+
+Camera pipelines put ``imgs`` (a tensor or a list of ``(3, H, W)`` arrays) in the pipeline dict
+and their matrices (``lidar2img``, ``cam2img``, ``lidar2cam``, ``img_aug_matrix``,
+``lidar_aug_matrix``...) as entries named in ``meta_keys``; map pipelines put ``gt_bev_seg``
+and/or ``gt_map``, which land in the DetSample's fields of the same names.
 
 mmengine's ``pseudo_collate`` then batches it into lists.
 """
@@ -50,6 +56,29 @@ class PackDetInputs:
             timestamp=float(frame.timestamp),
             scene=frame.scene,
             metainfo=metainfo,
+            gt_bev_seg=_as_tensor_or_none(results.get("gt_bev_seg"), torch.bool),
+            gt_map=results.get("gt_map"),
         )
-        points = torch.tensor(np.ascontiguousarray(frame.points), dtype=torch.float32)
-        return {"inputs": {"points": points}, "data_samples": sample}
+        inputs: dict[str, torch.Tensor] = {
+            "points": torch.tensor(np.ascontiguousarray(frame.points), dtype=torch.float32)}
+        if results.get("imgs") is not None:
+            inputs["imgs"] = _stack_images(results["imgs"])
+        return {"inputs": inputs, "data_samples": sample}
+
+
+def _as_tensor_or_none(value: Any, dtype: torch.dtype) -> torch.Tensor | None:
+    """``value`` as a tensor of ``dtype`` (None stays None)."""
+    if value is None:
+        return None
+    return torch.as_tensor(np.asarray(value)).to(dtype)
+
+
+def _stack_images(images: Any) -> torch.Tensor:
+    """``(N_cam, 3, H, W)`` float32 from a tensor or a list of ``(3, H, W)`` arrays/tensors."""
+    if isinstance(images, torch.Tensor):
+        stacked = images.float()
+    else:
+        stacked = torch.stack([torch.as_tensor(np.asarray(image)).float() for image in images])
+    if stacked.ndim != 4 or stacked.shape[1] != 3:
+        raise ValueError(f"PackDetInputs: imgs must be (N_cam, 3, H, W), got {tuple(stacked.shape)}")
+    return stacked
