@@ -24,6 +24,9 @@ BENCHMARKS: dict[str, str] = {
     "detector": "perception.benchmarks.detector",
     "flatformer": "perception.benchmarks.flatformer",
     "bevpool": "perception.benchmarks.bevpool",
+    "bevfusion": "perception.benchmarks.bevfusion",
+    "maphead": "perception.benchmarks.maphead",
+    "planner": "perception.benchmarks.planner",
 }
 """Benchmark name -> module with ``add_arguments``, ``run`` and ``markdown``."""
 
