@@ -9,6 +9,11 @@ Builds ``cfg.model``, voxelizes a few frames of the val (or ``--split train``) d
 ``cfg.data_preprocessor`` / ``cfg.voxel_encoder``, tunes per layer group (inference: forward
 without grad; training: forward + backward), caches the result as JSON (reused next time
 unless ``--force``) and prints each group's choice and time against the default.
+
+A detector config (CenterPoint: ``model.pts_middle_encoder``) tunes its sparse encoder; with
+``execution="auto"`` in the encoder's config (the CenterPoint configs' default) `tools/train.py`
+and `tools/test.py` then run every layer with the tuned config found in ``work_dirs/autotune``
+for this device and layer structure (the training-mode result while training).
 """
 from __future__ import annotations
 

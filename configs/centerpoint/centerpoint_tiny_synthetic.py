@@ -26,7 +26,7 @@ model = dict(
         output_channels=64, order=["conv", "norm", "act"],
         norm_cfg=dict(type="BN1d", eps=1e-3, momentum=norm_momentum), base_channels=16,
         encoder_channels=[[16], [32, 32], [64, 64]], encoder_paddings=[[1], [1, 1], [[0, 1, 1], 1]],
-        block_type="conv_module", sparseconv_backend="native"),
+        block_type="conv_module", sparseconv_backend="native", execution="auto"),
     pts_backbone=dict(in_channels=128, out_channels=[64, 128], layer_nums=[3, 3], layer_strides=[2, 2],
                       norm_cfg=dict(type="BN", eps=1e-3, momentum=norm_momentum)),
     pts_neck=dict(in_channels=[64, 128], out_channels=[128, 128], upsample_strides=[1, 2],

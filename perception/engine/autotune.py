@@ -3,7 +3,11 @@
 From a config it builds the model (``cfg.model``), the dataset (``cfg.val_dataloader`` or
 ``cfg.train_dataloader``), the voxelizer (``cfg.data_preprocessor``) and voxel encoder
 (``cfg.voxel_encoder``), turns a few frames into ``(voxel_features, coors, batch_size)``
-samples (point columns ``cfg.point_features``, by name) and tunes the model on them.
+samples (point columns ``cfg.point_features``, by name) and tunes the model on them.  For a
+detector config (``cfg.model.pts_middle_encoder``) the tuned model is that sparse encoder and
+the voxelizer / voxel encoder come from ``cfg.model.data_preprocessor.voxel_layer`` and
+``cfg.model.pts_voxel_encoder``; the encoder's ``execution="auto"`` then picks the result up
+in training and testing.
 """
 from __future__ import annotations
 
@@ -31,9 +35,22 @@ def _require(cfg: Config, key: str) -> Any:
     return cfg[key]
 
 
+def tuning_parts(cfg: Config) -> dict[str, Any]:
+    """The configs of what is tuned and what feeds it: model, voxelizer, voxel encoder, columns."""
+    model = _require(cfg, "model")
+    if "pts_middle_encoder" in model:  # a detector: tune its sparse encoder
+        preprocessor = model.get("data_preprocessor") or {}
+        if "voxel_layer" not in preprocessor or "pts_voxel_encoder" not in model:
+            raise ValueError(f"{cfg.filename}: a detector config needs model.data_preprocessor.voxel_layer "
+                             f"and model.pts_voxel_encoder for the autotuner")
+        return {"model": model["pts_middle_encoder"], "data_preprocessor": preprocessor["voxel_layer"],
+                "voxel_encoder": model["pts_voxel_encoder"], "point_features": _require(cfg, "point_features")}
+    return {key: _require(cfg, key) for key in TUNING_KEYS}
+
+
 def config_hash(cfg: Config) -> str:
     """Hash of what changes the tuned layers' work: model, voxelization, point columns."""
-    return stable_hash({k: cfg.get(k) for k in TUNING_KEYS})
+    return stable_hash(tuning_parts(cfg))
 
 
 def build_dataset(cfg: Config, split: str = "val") -> Any:
@@ -62,9 +79,10 @@ def voxelize_samples(cfg: Config, num_samples: int, split: str = "val",
     dataset = build_dataset(cfg, split)
     if len(dataset) == 0:
         raise ValueError(f"{cfg.filename}: the {split} dataset is empty")
-    voxelizer = MODELS.build(_require(cfg, "data_preprocessor")).eval()
-    vfe = MODELS.build(_require(cfg, "voxel_encoder")).eval()
-    names = list(_require(cfg, "point_features"))
+    parts = tuning_parts(cfg)
+    voxelizer = MODELS.build(parts["data_preprocessor"]).eval()
+    vfe = MODELS.build(parts["voxel_encoder"]).eval()
+    names = list(parts["point_features"])
     count = min(num_samples, len(dataset))
     indices = sorted({round(i * (len(dataset) - 1) / max(count - 1, 1)) for i in range(count)})
     samples = []
@@ -91,7 +109,7 @@ def tune_config(cfg: Config, num_samples: int = 2, modes: Sequence[str] = ("infe
                 timer: Timer | None = None, device: str = "cpu",
                 progress: bool = True) -> tuple[nn.Module, TuneResult]:
     """Build ``cfg.model``, tune it on voxelized samples; returns (tuned model, result)."""
-    model = MODELS.build(_require(cfg, "model")).to(device)
+    model = MODELS.build(tuning_parts(cfg)["model"]).to(device)
     samples = voxelize_samples(cfg, num_samples, split, device)
     result = autotune(model, samples, forward_sample, modes=modes, space=space, timer=timer,
                       cache_dir=cache_dir, config_hash=config_hash(cfg), force=force,

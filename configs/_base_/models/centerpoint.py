@@ -20,7 +20,10 @@ model = dict(
         order=["conv", "norm", "act"], norm_cfg=dict(type="BN1d", eps=1e-3, momentum=0.01),
         encoder_channels=[[16, 16, 32], [32, 32, 64], [64, 64, 128], [128, 128]],
         encoder_paddings=[[0, 0, 1], [0, 0, 1], [0, 0, [0, 1, 1]], [1, 1]],
-        block_type="basicblock", sparseconv_backend="native"),
+        block_type="basicblock", sparseconv_backend="native",
+        # per-layer configs found by `tools/autotune.py CONFIG` for this encoder on this machine,
+        # else the compiled native_implicit_gemm dataflow (see perception/models/backbones/sparse_execution.py)
+        execution="auto"),
     pts_backbone=dict(type="SECOND", in_channels=256, out_channels=[128, 256], layer_nums=[5, 5],
                       layer_strides=[1, 2], norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01)),
     pts_neck=dict(type="SECONDFPN", in_channels=[128, 256], out_channels=[256, 256],

@@ -140,3 +140,25 @@ def apply_tuned(model: nn.Module, result: TuneResult | str | Path) -> int:
                 convs[name].set_execution(config, mode)
                 count += 1
     return count
+
+
+def find_cached(cache_dir: str | Path, model: nn.Module, device: torch.device) -> TuneResult | None:
+    """The newest cached result in ``cache_dir`` tuned for this model structure on this device
+    (any config hash: the voxel settings only shift which config wins), or None.
+
+    Unreadable or foreign files are ignored: a cache is an optimisation, never a reason to fail.
+    """
+    folder = Path(cache_dir).expanduser()
+    if not folder.is_dir():
+        return None
+    wanted_model, wanted_device = model_key(model), device_key(device)
+    candidates = sorted(folder.glob(f"{wanted_model['class']}-*.json"),
+                        key=lambda path: path.stat().st_mtime, reverse=True)
+    for path in candidates:
+        try:
+            result = TuneResult.load(path)
+        except ValueError:
+            continue
+        if result.model == wanted_model and result.device == wanted_device:
+            return result
+    return None

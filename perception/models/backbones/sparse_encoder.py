@@ -4,7 +4,8 @@ Arguments, layer structure and state-dict keys are mmdet3d's ``SparseEncoder`` (
 checkpoints load), plus ``sparseconv_backend`` choosing the conv layers' backend
 (``'native'``: perception_ops.sparse, ``'spconv'``: spconv 2.x), like mmdet3d's MinkUNet
 switch.  Each native conv layer can be given its own execution config (dataflow / backend)
-by the autotuner (:mod:`perception_ops.sparse.autotune`).
+by the autotuner (:mod:`perception_ops.sparse.autotune`); ``execution`` picks them from a
+config (a fixed config, a tuned JSON or ``"auto"``, see :mod:`.sparse_execution`).
 
 ``forward(voxel_features (M, C), coors (M, 4) int32 (b, z, y, x), batch_size)`` returns the
 BEV map ``(B, C_out * D, H, W)`` of the stack's convention (columns +x, rows +y;
@@ -21,6 +22,7 @@ from perception_ops.sparse import make_sparse_tensor, to_bev, validate_coords
 from perception_ops.sparse.backends import BACKENDS
 
 from ...registry import MODELS
+from .sparse_execution import DEFAULT_CACHE_DIR, apply_execution, check_execution
 from .sparse_blocks import CONV_ORDER, SparseBasicBlock, SparseStack, make_sparse_convmodule
 
 BLOCK_TYPES = ("conv_module", "basicblock")
@@ -46,8 +48,12 @@ class SparseEncoder(nn.Module):
                  encoder_paddings: Sequence[Sequence[Any]] = ((1,), (1, 1, 1), (1, 1, 1),
                                                               ((0, 1, 1), 1, 1)),
                  block_type: str = "conv_module", return_middle_feats: bool = False,
-                 sparseconv_backend: str = "native") -> None:
+                 sparseconv_backend: str = "native", execution: Any = None,
+                 execution_cache_dir: str = DEFAULT_CACHE_DIR) -> None:
         super().__init__()
+        check_execution(execution)
+        self.execution_spec, self.execution_cache_dir = execution, execution_cache_dir
+        self.execution_applied: str | None = None
         if block_type not in BLOCK_TYPES:
             raise ValueError(f"SparseEncoder: block_type must be one of {BLOCK_TYPES}, got "
                              f"{block_type!r}")
@@ -113,6 +119,9 @@ class SparseEncoder(nn.Module):
         if coors.dim() != 2 or coors.shape != (voxel_features.shape[0], 4):
             raise ValueError(f"SparseEncoder: coors must be (M, 4) (b, z, y, x) with M = "
                              f"{voxel_features.shape[0]}, got {tuple(coors.shape)}")
+        if self.execution_applied is None:  # once, on the first batch (the device is known now)
+            self.execution_applied = apply_execution(self, self.execution_spec, voxel_features.device,
+                                                     self.execution_cache_dir)
         coors = coors.to(torch.int32)
         validate_coords(coors, self.sparse_shape, int(batch_size))
         x = make_sparse_tensor(voxel_features, coors, self.sparse_shape, int(batch_size),
