@@ -13,9 +13,12 @@ transposed weights.  The weight
 gradient runs chunks of each offset's pairs through a second micro-kernel, every thread into
 its own copy of dW, summed at the end.
 
-Where the kernels do not apply (bf16 / fp16, non-CPU tensors, extension not built) the
-forward falls back to :func:`.fetch_on_demand.fetch_on_demand_forward` and the weight
-gradient to the grouped torch path: same results, other speed.
+bf16 / fp16 features run the same fp32 kernels on widened copies (gathered rows and
+accumulators in fp32, the result rounded back once): this CPU has no bf16 matrix unit, so
+fp32 arithmetic is both the fastest and the most accurate way to run them.  Where the
+kernels do not apply (non-CPU tensors, mixed dtypes, extension not built) the forward falls
+back to :func:`.fetch_on_demand.fetch_on_demand_forward` and the weight gradient to the
+grouped torch path: same results, other speed.
 """
 from __future__ import annotations
 
@@ -31,13 +34,14 @@ from .gather_gemm_scatter import grouped_weight_grad
 from .views import MapView, as_view, weight_matrices
 
 NATIVE_DTYPES = (torch.float32, torch.float64)
+WIDENED_DTYPES = (torch.bfloat16, torch.float16)  # run in fp32, rounded back once
 WGRAD_CHUNK = 256  # pairs per weight-gradient work item (gathered rows stay in L2)
 PROFILER_EVENT = "perception_ops::sparse_conv_forward"  # the kernel's range in torch.profiler
 
 
 def native_kernels(t: Tensor) -> Any | None:
     """The compiled module when its sparse-conv kernels can run on ``t``, else None."""
-    if t.device.type != "cpu" or t.dtype not in NATIVE_DTYPES:
+    if t.device.type != "cpu" or t.dtype not in NATIVE_DTYPES + WIDENED_DTYPES:
         return None
     module = native_module()
     return module if module is not None and hasattr(module, "sparse_conv_forward") else None
@@ -98,11 +102,23 @@ def native_forward(features: Tensor, weight: Tensor, kmap: Any,
     """(num_out, C_out) sparse conv of ``features`` along ``kmap`` (see module doc)."""
     view = as_view(kmap)
     module = native_kernels(features)
-    if module is None or view.device.type != "cpu":
+    compute = _compute_dtype(features.dtype, weight.dtype)
+    if module is None or view.device.type != "cpu" or compute is None:
         return fetch_on_demand_forward(features, weight, view)
     ins, outs, ptr = view_pairs(view)
-    return conv_kernel(features.contiguous(), weight_matrices(weight), ins, outs, ptr,
-                       view.num_out, block_rows)
+    out = conv_kernel(features.contiguous().to(compute), weight_matrices(weight).to(compute), ins, outs,
+                      ptr, view.num_out, block_rows)
+    return out.to(features.dtype)
+
+
+def _compute_dtype(features: torch.dtype, other: torch.dtype) -> torch.dtype | None:
+    """The kernel's dtype for these operands: their own (fp32 / fp64), fp32 for bf16 / fp16
+    (the other operand may be fp32, as under autocast), None when they cannot share a kernel."""
+    if features in NATIVE_DTYPES:
+        return features if other == features else None
+    if features in WIDENED_DTYPES and other in (features, torch.float32):
+        return torch.float32
+    return None
 
 
 def native_weight_grad(features: Tensor, grad_out: Tensor, kmap: Any,
@@ -110,14 +126,15 @@ def native_weight_grad(features: Tensor, grad_out: Tensor, kmap: Any,
     """dL/dW in KRSC layout by the native kernel (grouped torch path where it cannot run)."""
     view = as_view(kmap)
     module = native_kernels(features)
-    if module is None or grad_out.dtype != features.dtype or view.device.type != "cpu":
+    compute = _compute_dtype(features.dtype, grad_out.dtype)
+    if module is None or grad_out.dtype != features.dtype or view.device.type != "cpu" or compute is None:
         return grouped_weight_grad(features, grad_out, view, weight_shape)
     k = view.kmap
     ins, outs = (k.out_indices, k.in_indices) if view.is_transposed else (k.in_indices,
                                                                            k.out_indices)
-    grad = weight_grad_kernel(features.contiguous(), grad_out.contiguous(), ins.contiguous(),
-                              outs.contiguous(), k.offset_ptr.contiguous())
-    return grad.permute(2, 0, 1).reshape(weight_shape)
+    grad = weight_grad_kernel(features.contiguous().to(compute), grad_out.contiguous().to(compute),
+                              ins.contiguous(), outs.contiguous(), k.offset_ptr.contiguous())
+    return grad.permute(2, 0, 1).reshape(weight_shape).to(features.dtype)
 
 
 def weight_gradient(features: Tensor, grad_out: Tensor, kmap: Any, weight_shape: torch.Size,
