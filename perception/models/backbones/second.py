@@ -1,9 +1,8 @@
 """SECOND: mmdet3d's 2-D BEV backbone (a few stages of 3x3 conv-BN-ReLU, each may stride).
 
 Arguments, layer structure and state-dict keys (``blocks.{i}.{k}.weight``) are mmdet3d 1.x's
-``SECOND``, so its checkpoints load.  mmcv is not a dependency of the stack, so the small
-mmcv-style layer builders used here and by :class:`~perception.models.necks.SECONDFPN`
-(``build_conv_layer``, ``build_norm_layer``, ``build_upsample_layer``) live in this module.
+``SECOND``, so its checkpoints load.  The mmcv-style layer builders it uses live in
+:mod:`perception.models.layers.builders` (re-exported here for older imports).
 
 ``forward(x (B, C_in, H, W))`` returns one map per stage, ``(B, out_channels[i], H_i, W_i)``
 with ``H_i = H / prod(layer_strides[:i + 1])``; rows stay +y and columns +x (the stack's BEV
@@ -11,68 +10,15 @@ convention), since every layer is a plain 2-D convolution.
 """
 from __future__ import annotations
 
-from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...registry import MODELS
-
-DEFAULT_NORM_CFG: Mapping[str, Any] = MappingProxyType(dict(type="BN", eps=1e-3, momentum=0.01))
-DEFAULT_CONV_CFG: Mapping[str, Any] = MappingProxyType(dict(type="Conv2d", bias=False))
-
-
-def _batch_norm(cls: type[nn.Module]) -> Callable[..., nn.Module]:
-    return lambda channels, **kw: cls(channels, **kw)
-
-
-NORM_LAYERS_2D: Mapping[str, Callable[..., nn.Module]] = MappingProxyType({
-    "BN": _batch_norm(nn.BatchNorm2d), "BN2d": _batch_norm(nn.BatchNorm2d),
-    "SyncBN": _batch_norm(nn.SyncBatchNorm),
-    "GN": lambda channels, **kw: nn.GroupNorm(num_channels=channels, **kw),
-})
-"""``norm_cfg['type']`` -> factory ``(channels, **kwargs)``, as mmcv's ``build_norm_layer``."""
-CONV_LAYERS_2D: Mapping[str, type[nn.Module]] = MappingProxyType({
-    "Conv2d": nn.Conv2d, "Conv": nn.Conv2d})
-"""``conv_cfg['type']`` -> class, as mmcv's ``build_conv_layer``."""
-UPSAMPLE_LAYERS_2D: Mapping[str, type[nn.Module]] = MappingProxyType({
-    "deconv": nn.ConvTranspose2d, "ConvTranspose2d": nn.ConvTranspose2d})
-"""``upsample_cfg['type']`` -> class, as mmcv's ``build_upsample_layer`` (learned only)."""
-
-
-def _split(cfg: Mapping[str, Any] | None, default: Mapping[str, Any], table: Mapping[str, Any],
-           what: str) -> tuple[Any, dict[str, Any]]:
-    options = dict(default if cfg is None else cfg)
-    kind = options.pop("type", None)
-    if kind not in table:
-        raise ValueError(f"{what} type must be one of {sorted(table)}, got {kind!r} (in {dict(cfg or {})})")
-    return table[kind], options
-
-
-def build_conv_layer(conv_cfg: Mapping[str, Any] | None, in_channels: int, out_channels: int,
-                     kernel_size: int, **kwargs: Any) -> nn.Module:
-    """2-D conv from an mmcv-style ``conv_cfg`` (``None``: ``Conv2d`` with a bias, as mmcv)."""
-    cls, options = _split(conv_cfg, dict(type="Conv2d"), CONV_LAYERS_2D, "conv_cfg")
-    return cls(in_channels, out_channels, kernel_size, **{**options, **kwargs})
-
-
-def build_upsample_layer(upsample_cfg: Mapping[str, Any] | None, in_channels: int,
-                         out_channels: int, kernel_size: int, stride: int) -> nn.Module:
-    """Transposed conv from an mmcv-style ``upsample_cfg`` (``deconv``)."""
-    cls, options = _split(upsample_cfg, dict(type="deconv"), UPSAMPLE_LAYERS_2D, "upsample_cfg")
-    return cls(in_channels, out_channels, kernel_size, stride=stride, **options)
-
-
-def build_norm_layer(norm_cfg: Mapping[str, Any] | None, channels: int) -> nn.Module:
-    """2-D norm layer from an mmcv-style ``norm_cfg`` (``requires_grad`` honoured)."""
-    factory, options = _split(norm_cfg, DEFAULT_NORM_CFG, NORM_LAYERS_2D, "norm_cfg")
-    requires_grad = bool(options.pop("requires_grad", True))
-    layer = factory(channels, **options)
-    for parameter in layer.parameters():
-        parameter.requires_grad = requires_grad
-    return layer
-
+from ..layers.builders import (CONV_LAYERS_2D, DEFAULT_CONV_CFG, DEFAULT_NORM_CFG, NORM_LAYERS_2D,  # noqa: F401
+                               UPSAMPLE_LAYERS_2D, build_conv_layer, build_norm_layer,
+                               build_upsample_layer)
 
 def _check_lengths(name: str, **lists: Sequence[Any]) -> None:
     lengths = {key: len(value) for key, value in lists.items()}

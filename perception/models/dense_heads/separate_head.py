@@ -7,54 +7,12 @@ CenterPoint checkpoints map onto these state-dict keys unchanged.
 """
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any, Mapping
 
 from torch import Tensor, nn
 
 from ...registry import MODELS
-
-NORM_LAYERS_2D: Mapping[str, type[nn.Module]] = MappingProxyType({
-    "BN2d": nn.BatchNorm2d, "BN": nn.BatchNorm2d, "SyncBN": nn.SyncBatchNorm})
-"""``norm_cfg['type']`` -> class for 2D features (mmcv's names)."""
-
-
-def build_norm_2d(norm_cfg: Mapping[str, Any], channels: int) -> nn.Module:
-    """BatchNorm over ``channels`` from an mmcv-style ``norm_cfg``."""
-    cfg = dict(norm_cfg)
-    kind = cfg.pop("type", None)
-    if kind not in NORM_LAYERS_2D:
-        raise ValueError(f"norm_cfg type must be one of {sorted(NORM_LAYERS_2D)}, got {kind!r}")
-    cfg.pop("requires_grad", None)
-    return NORM_LAYERS_2D[kind](channels, **cfg)
-
-
-def check_conv_cfg(conv_cfg: Mapping[str, Any] | None) -> None:
-    """Only plain ``Conv2d`` layers are supported (mmdet3d's default ``conv_cfg``)."""
-    if conv_cfg is not None and dict(conv_cfg).get("type", "Conv2d") != "Conv2d":
-        raise ValueError(f"conv_cfg must be None or dict(type='Conv2d'), got {dict(conv_cfg)}")
-
-
-class ConvModule2d(nn.Module):
-    """``Conv2d -> norm -> ReLU`` (mmcv ``ConvModule`` with ``bias='auto'``: no conv bias
-    when a norm follows)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 norm_cfg: Mapping[str, Any] | None = None, bias: bool | str = "auto") -> None:
-        super().__init__()
-        use_bias = norm_cfg is None if bias == "auto" else bool(bias)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
-                              bias=use_bias)
-        self.bn = build_norm_2d(norm_cfg, out_channels) if norm_cfg is not None else None
-        self.activate = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Conv, norm (if any), ReLU."""
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x)
-        return self.activate(x)
-
+from ..layers.builders import ConvModule2d, build_norm_layer, check_conv_cfg  # noqa: F401  (re-exported)
 
 @MODELS.register_module()
 class SeparateHead(nn.Module):
