@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--light", nargs="*", default=["synthetic"], metavar="INPUT",
                         help=f"inputs measured with the light protocol: encoder only, "
                              f"{LIGHT_CONFIGS} fixed configs (each dataflow's default), at most "
-                             f"3 repeats, the previous input's tuned configs reused (default: "
+                             f"3 repeats, tuned on itself with each dataflow's default parameters (default: "
                              f"synthetic, whose 110k voxels make the full protocol take over an "
                              f"hour)")
     parser.add_argument("--quick", action="store_true",
@@ -115,12 +115,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             light = inp.name in args.light
             if light:
                 notes.append(f"input {inp.name}: light protocol (encoder only, "
-                             f"{LIGHT_CONFIGS} fixed configs, <= 3 repeats, tuned configs "
-                             f"of the previous input reused)")
+                             f"{LIGHT_CONFIGS} fixed configs, <= 3 repeats, tuned on itself "
+                             f"with each dataflow's default parameters)")
             encoder[inp.name] = timing_dicts(bench_encoder(
                 inp, cfg["model"], fixed[:LIGHT_CONFIGS] if light else fixed, tuner, spconv,
                 min(3, settings["repeats"]) if light else settings["repeats"],
-                cross_check=not args.quick, reuse_tuning=light))
+                cross_check=not args.quick, light_tuning=light))
             if settings["layers"] and not light:
                 layers[inp.name] = timing_dicts(bench_layers(
                     inp, layer_fixed, spconv, settings["repeats"]))

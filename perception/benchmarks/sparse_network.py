@@ -129,13 +129,13 @@ def _compare(native: nn.Module, other: nn.Module, fwd: Mapping[str, Callable[[],
 
 def bench_encoder(inp: SparseInput, model_cfg: Mapping[str, Any], fixed: list[ExecutionConfig],
                   tuner: Callable[..., Tuned | None], spconv: bool, repeats: int,
-                  cross_check: bool = False, reuse_tuning: bool = False) -> dict[str, Any]:
-    """All encoder figures on one input (module doc); ``tuner(model, inp, reuse)`` tunes the
-    model (or loads a cache, or reuses the last result) and returns how to apply the tuned
-    configs, or None."""
+                  cross_check: bool = False, light_tuning: bool = False) -> dict[str, Any]:
+    """All encoder figures on one input (module doc); ``tuner(model, inp, light)`` tunes the
+    model (or loads a cache; ``light``: a smaller search space) and returns how to apply the
+    tuned configs, or None."""
     torch.manual_seed(0)
     native = build_encoder(model_cfg)
-    tuned = tuner(native, inp, reuse_tuning)
+    tuned = tuner(native, inp, light_tuning)
     models: dict[str, nn.Module] = {}
     configs: dict[str, Callable[[nn.Module], Any]] = {DEFAULT: lambda m: apply_config(m, None)}
     if tuned is not None:

@@ -4,8 +4,10 @@
 input (inference and training modes, native backend only, so that "tuned" stays comparable
 with spconv) with its on-disk cache (reused by the next run unless ``--retune``);
 ``--tune-cache FILE`` applies a saved result (e.g. from ``tools/autotune.py``);
-``--tune off`` skips it.  Inputs run with the light protocol reuse the previous input's
-result (tune once, apply to other frames).  The benchmark re-times the tuned model itself, interleaved with
+``--tune off`` skips it.  Inputs run with the light protocol are tuned on themselves too
+(the tuner is meant to run per dataset: configs tuned on one point density lose on
+another), with a light search space: every dataflow with its default parameters, no
+separate input/weight-gradient search.  The benchmark re-times the tuned model itself, interleaved with
 the other configs; the tuner's own times are kept in the figures as ``tuning``.  The tuner
 times every fixed candidate end to end, so its best fixed config of each mode joins the
 benchmark's fixed list (which ``--max-configs`` may cut short).
@@ -77,10 +79,9 @@ class Tuner:
             raise FileNotFoundError(f"--tune cache needs --tune-cache FILE; not found: "
                                     f"{self.cache_file}")
 
-    def __call__(self, model: nn.Module, inp: SparseInput, reuse: bool = False) -> Tuned | None:
-        """Tune ``model`` on ``inp``; with ``reuse``, apply the previous input's result
-        instead (None when there is none)."""
-        if self.mode == "off" or (reuse and self.last is None):
+    def __call__(self, model: nn.Module, inp: SparseInput, light: bool = False) -> Tuned | None:
+        """Tune ``model`` on ``inp`` (``light``: each dataflow with its default parameters only)."""
+        if self.mode == "off":
             return None
         try:
             from perception_ops.sparse.autotune import (HookTimer, SearchSpace, TuneResult,
@@ -88,23 +89,24 @@ class Tuner:
         except ImportError as error:  # the autotuner is optional for this benchmark
             self.notes.append(f"tuned configs skipped: autotuner not importable ({error})")
             return None
-        if reuse:
-            result = self.last[1]
-            apply_tuned(model, result)
-        elif self.mode == "cache":
+        if self.mode == "cache":
             result = TuneResult.load(self.cache_file)
             apply_tuned(model, result)
         else:
             key = stable_hash({"benchmark": "sparse", "config": self.config_hash,
-                               "input": inp.name, "voxels": inp.num_voxels})
+                               "input": inp.name, "voxels": inp.num_voxels, "light": light})
+            space = SearchSpace(backends=("native",))
+            if light:
+                space = SearchSpace(backends=("native",), dgrad=False, wgrad=False,
+                                    params={name: {k: (v,) for k, v in spec.defaults().items()}
+                                            for name, spec in DATAFLOWS.items()})
             result = autotune(model, [(inp.features, inp.coords, 1)],
                               lambda m, sample: m(*sample), modes=("inference", "training"),
-                              space=SearchSpace(backends=("native",)),
+                              space=space,
                               timer=HookTimer(self.warmup, self.repeats),
                               cache_dir=self.cache_dir, config_hash=key, force=self.force)
 
-        if not reuse:
-            self.last = (inp.name, result)
+        self.last = (inp.name, result)
 
         def apply(m: nn.Module) -> None:
             apply_config(m, None)  # layers outside the tuned groups run the default
@@ -115,6 +117,5 @@ class Tuner:
             if config not in best:
                 best.append(config)
         info = _summary(result)
-        if reuse:
-            info["reused_from"] = self.last[0]
+        info["search"] = "light (each dataflow's default parameters)" if light else "full"
         return Tuned(apply, info, best)
