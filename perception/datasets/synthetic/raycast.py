@@ -1,5 +1,8 @@
 """Vectorized ray casting against oriented boxes (slab method in each box's own frame).
 
+Each box is cast as its silhouette's parts (:mod:`.shapes`: cars and trucks are not
+cuboids), all reported as hits of that box.
+
 Both sensors cast a grid of rays from one origin (LiDAR: beams x azimuths, camera: pixel
 rows x columns).  Each box is tested only against the sub-window of the grid that can
 see it (the sensor supplies the windows), so the cost follows the boxes' angular size.
@@ -11,6 +14,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .shapes import part_boxes
 from .types import ObjectState
 
 Window = tuple[int, int, int, int]  # row0, row1, col0, col1 (half-open)
@@ -73,23 +77,34 @@ def cast(origin: np.ndarray, dirs: np.ndarray, boxes: BoxSet,
     face = np.zeros((rows, cols), dtype=np.int8)  # +-1..3: local axis of the normal, signed
     for b in range(len(boxes)):
         cos, sin = np.cos(boxes.yaws[b]), np.sin(boxes.yaws[b])
-        rel = origin - boxes.centers[b]
-        o_local = np.array([rel[0] * cos + rel[1] * sin, -rel[0] * sin + rel[1] * cos, rel[2]], np.float32)
-        half = (boxes.sizes[b] / 2).astype(np.float32)
-        for r0, r1, c0, c1 in windows(b):
-            d = dirs[r0:r1, c0:c1]
-            if d.size == 0:
-                continue
-            local = (d[..., 0] * cos + d[..., 1] * sin, d[..., 1] * cos - d[..., 0] * sin, d[..., 2])
-            t_near, t_far, axis, slope = _slabs(local, o_local, half)
-            window_depth = depth[r0:r1, c0:c1]
-            hit = (t_near <= t_far) & (t_near > 0) & (t_near < window_depth)
-            if not hit.any():
-                continue
-            window_depth[hit] = t_near[hit]
-            index[r0:r1, c0:c1][hit] = b
-            face[r0:r1, c0:c1][hit] = ((axis[hit] + 1) * -np.sign(slope[hit])).astype(np.int8)
+        box_windows = list(windows(b))
+        for offset, half in part_boxes(boxes.categories[b], boxes.sizes[b]):
+            centre = boxes.centers[b] + np.array([offset[0] * cos - offset[1] * sin,
+                                                  offset[0] * sin + offset[1] * cos, offset[2]])
+            rel = origin - centre
+            o_local = np.array([rel[0] * cos + rel[1] * sin, -rel[0] * sin + rel[1] * cos, rel[2]],
+                               np.float32)
+            _cast_part(dirs, box_windows, cos, sin, o_local, half.astype(np.float32), b, depth, index, face)
     return Hits(depth, index, _normals(face, index, boxes))
+
+
+def _cast_part(dirs: np.ndarray, windows: list[Window], cos: float, sin: float, o_local: np.ndarray,
+               half: np.ndarray, b: int, depth: np.ndarray, index: np.ndarray, face: np.ndarray) -> None:
+    """Cast one box part (centred at ``o_local`` away from the origin, in the box frame) and
+    record nearer hits as box ``b`` in ``depth`` / ``index`` / ``face`` (in place)."""
+    for r0, r1, c0, c1 in windows:
+        d = dirs[r0:r1, c0:c1]
+        if d.size == 0:
+            continue
+        local = (d[..., 0] * cos + d[..., 1] * sin, d[..., 1] * cos - d[..., 0] * sin, d[..., 2])
+        t_near, t_far, axis, slope = _slabs(local, o_local, half)
+        window_depth = depth[r0:r1, c0:c1]
+        hit = (t_near <= t_far) & (t_near > 0) & (t_near < window_depth)
+        if not hit.any():
+            continue
+        window_depth[hit] = t_near[hit]
+        index[r0:r1, c0:c1][hit] = b
+        face[r0:r1, c0:c1][hit] = ((axis[hit] + 1) * -np.sign(slope[hit])).astype(np.int8)
 
 
 def _slabs(local: tuple[np.ndarray, ...], origin: np.ndarray, half: np.ndarray

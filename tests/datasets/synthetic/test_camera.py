@@ -59,8 +59,9 @@ def test_box_in_front_has_its_class_colour(ground):
     ego2global = make_transform(yaw_matrix(0.0), [0.0, 0.0, 0.0])
     box = BoxSet(np.array([[12.0, 0.0, 0.85]]), np.array([[4.6, 1.9, 1.7]]), np.array([0.0]), ["vehicle.car"])
     image = render(camera, ego2global, box, ground, ground_texture())
-    # project the centre of the face looking at the camera
-    face = np.array([12.0 - 2.3, 0.0, 0.85, 1.0])
+    # project a point of the face looking at the camera, on the lower body (the cabin is set
+    # back from the car's ends, see perception/datasets/synthetic/shapes.py)
+    face = np.array([12.0 - 2.3, 0.0, 0.45, 1.0])
     cam = invert_transform(ego2global @ camera.cam2ego) @ face
     u, v = (camera.cam2img @ cam[:3])[:2] / cam[2]
     expected = np.round(class_colour("vehicle.car") * shade(np.array([-1.0, 0.0, 0.0], np.float32)))
