@@ -7,3 +7,4 @@ from .points import PointsSelectFeatures
 
 __all__ = ["PointsSelectFeatures", "DataBaseSampler", "GlobalRotScaleTrans", "ObjectNameFilter", "ObjectRangeFilter", "ObjectSample",
            "PackDetInputs", "PointShuffle", "PointsRangeFilter", "RandomFlip3D"]
+from . import map_gt  # noqa: F401,E402
