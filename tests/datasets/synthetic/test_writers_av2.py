@@ -82,6 +82,8 @@ def test_map_round_trip(scene, log_dir: Path) -> None:
         np.testing.assert_allclose(segment.left_lane_boundary.xyz[:, :2], lane.left_boundary, atol=1e-6)
         np.testing.assert_allclose(segment.right_lane_boundary.xyz[:, :2], lane.right_boundary, atol=1e-6)
         assert segment.is_intersection == lane.is_intersection
+        if lane.is_intersection:  # junction lanes are unpainted, as in real AV2 maps
+            assert segment.left_mark_type == segment.right_mark_type == LaneMarkType.NONE
     assert lanes[1].successors == [2] and lanes[2].predecessors == [1]
     assert lanes[3].left_mark_type == LaneMarkType.DOUBLE_SOLID_YELLOW
     assert lanes[3].right_mark_type == LaneMarkType.DASHED_WHITE

@@ -124,9 +124,10 @@ def build_av2_map(road_map: RoadMap, ground_z: float = 0.0, with_centerlines: bo
         record = {
             "id": ids[lane.lane_id], "is_intersection": bool(lane.is_intersection), "lane_type": "VEHICLE",
             "left_lane_boundary": _xyz(lane.left_boundary, ground_z),
-            "left_lane_mark_type": LEFT_MARKS.get(lane.left_type, "NONE"),
+            # lanes through an intersection are unpainted, as in real AV2 maps
+            "left_lane_mark_type": "NONE" if lane.is_intersection else LEFT_MARKS.get(lane.left_type, "NONE"),
             "right_lane_boundary": _xyz(lane.right_boundary, ground_z),
-            "right_lane_mark_type": RIGHT_MARKS.get(lane.right_type, "NONE"),
+            "right_lane_mark_type": "NONE" if lane.is_intersection else RIGHT_MARKS.get(lane.right_type, "NONE"),
             "successors": [ids[s] for s in lane.successors], "predecessors": predecessors[lane.lane_id],
             "right_neighbor_id": ids[right] if right else None, "left_neighbor_id": ids[left] if left else None,
         }
