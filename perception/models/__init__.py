@@ -6,3 +6,4 @@ from .voxel_encoders import DynamicSimpleVFE, DynamicVoxelizer, HardSimpleVFE, H
 
 __all__ = ["DynamicSimpleVFE", "DynamicVoxelizer", "HardSimpleVFE", "HardVoxelizer",
            "SparseEncoder"]
+from . import fusers, vtransforms  # noqa: F401,E402

@@ -5,3 +5,4 @@ from .sparse_encoder import SparseEncoder
 from .flatformer import FlatFormer, SSTWindowBackbone
 
 __all__ = ["FlatFormer", "SSTWindowBackbone", "SECOND", "SparseBasicBlock", "SparseEncoder", "SparseStack", "make_sparse_convmodule"]
+from .resnet import ResNet  # noqa: F401,E402

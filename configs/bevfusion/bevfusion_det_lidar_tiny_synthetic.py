@@ -1,0 +1,29 @@
+# LiDAR-only tiny synthetic BEVFusion: the fusion tiny config's LiDAR branch (128 channels on the
+# 128 x 128 grid) straight into the decoder; no images are loaded.
+_base_ = ["./bevfusion_det_fusion_tiny_synthetic.py"]
+lidar_channels = 128
+point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
+point_features = ["x", "y", "z", "intensity", "time_lag"]
+class_names = ["car", "truck", "trailer", "bus", "construction_vehicle", "bicycle", "motorcycle",
+               "pedestrian", "traffic_cone", "barrier"]
+model = dict(encoders=dict(camera=None), fuser=None, decoder=dict(backbone=dict(in_channels=lidar_channels)))
+train_pipeline = [
+    dict(type="GlobalRotScaleTrans", rot_range=[-0.3925, 0.3925], scale_ratio_range=[0.95, 1.05],
+         translation_std=[0.0, 0.0, 0.0]),
+    dict(type="RandomFlip3D", flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
+    dict(type="PointsRangeFilter", point_cloud_range=point_cloud_range),
+    dict(type="ObjectRangeFilter", point_cloud_range=point_cloud_range),
+    dict(type="ObjectNameFilter", classes=class_names),
+    dict(type="PointShuffle"),
+    dict(type="PointsSelectFeatures", features=point_features),
+    dict(type="LidarAugMatrix"),
+    dict(type="PackDetInputs", meta_keys=("sample_idx", "aug", "lidar_aug_matrix")),
+]
+test_pipeline = [
+    dict(type="PointsRangeFilter", point_cloud_range=point_cloud_range),
+    dict(type="PointsSelectFeatures", features=point_features),
+    dict(type="PackDetInputs"),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline, with_cameras=False))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline, with_cameras=False))
+test_dataloader = val_dataloader
