@@ -12,3 +12,4 @@ __all__ = [
     "evaluate_nuscenes", "evaluate_nuscenes_samples", "load_av2_ground_truth", "write_submission",
 ]
 from . import map_metric  # noqa: F401,E402
+from . import bev_seg_metric  # noqa: F401,E402

@@ -9,3 +9,4 @@ __all__ = ["PointsSelectFeatures", "DataBaseSampler", "GlobalRotScaleTrans", "Ob
            "PackDetInputs", "PointShuffle", "PointsRangeFilter", "RandomFlip3D"]
 from . import map_gt  # noqa: F401,E402
 from . import camera, camera_aug  # noqa: F401,E402
+from . import bev_seg  # noqa: F401,E402
