@@ -1,0 +1,189 @@
+"""HRMapPrior: the ``bev_prior`` module of :class:`~.map_detector.MapDetector` for HRMapNet.
+
+Per batch it crops the global raster map (:class:`~.hrmap_global_map.GlobalRasterMap`, keyed by
+the sample's location) to each sample's BEV, fuses it into the BEV features
+(:class:`~.hrmap_aggregation.HRMapBEVAggregation`) and seeds map queries from its confident cells
+(:class:`~.hrmap_query_init.HRMapQueryInit`).  After prediction, :meth:`HRMapPrior.update` draws
+the predicted vectors (:func:`~.hrmap_rasterize.rasterize_instances`) into the global map.
+
+Where the prior comes from in training (``train_prior``):
+
+* ``"gt"`` (default): the sample's own vector ground truth, rasterized and corrupted (whole prior
+  dropped with ``drop_prob``, instances dropped with ``instance_drop``, confidence scaled into
+  ``[min_confidence, 1]``, a random shift of up to ``shift`` metres): a stand-in for a map built
+  by earlier traversals, so one short training run teaches both the with- and without-prior case.
+  An approximation of HRMapNet, which fills the map with predictions while training.
+* ``"map"``: the global map as at test time (fill it first, e.g. with ground truth).
+
+Poses: crops and updates use ``lidar2global @ inv(lidar_aug_matrix)`` (``metainfo["aug"]``), the
+pose of the augmented frame the features and predictions live in.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ...registry import MODELS
+from ...structures.det_sample import DetSample
+from ...structures.map_instances import MapInstances
+from .hrmap_global_map import GlobalRasterMap, bev_grid
+from .hrmap_rasterize import rasterize_instances
+
+TRAIN_PRIORS: tuple[str, ...] = ("gt", "map")
+
+
+class HRMapLocationError(KeyError):
+    """A sample carries no location to key the global map with."""
+
+
+def sample_location(sample: DetSample, key: str) -> str:
+    """The global-map key of ``sample``: ``metainfo[key]`` (see :class:`~.hrmap_transforms.HRMapLocation`)."""
+    location = sample.metainfo.get(key)
+    if not location:
+        raise HRMapLocationError(
+            f"sample {sample.token}: metainfo has no {key!r} to key the HRMapNet global map; add "
+            f"dict(type='HRMapLocation') to the pipeline and {key!r} to PackDetInputs(meta_keys=...)")
+    return str(location)
+
+
+def sample_pose(sample: DetSample) -> np.ndarray:
+    """World pose of the (possibly augmented) LiDAR frame the sample's features live in."""
+    aug = (sample.metainfo.get("aug") or {}).get("lidar_aug_matrix")
+    pose = np.asarray(sample.lidar2global, dtype=np.float64)
+    return pose if aug is None else pose @ np.linalg.inv(np.asarray(aug, dtype=np.float64))
+
+
+@MODELS.register_module()
+class HRMapPrior(nn.Module):
+    """Historical raster map prior (module doc).
+
+    Args:
+        class_names: map classes (channels of the global map), the head's order.
+        bev_channels: channels of the BEV features.
+        map_range: ``(x_min, y_min, x_max, y_max)`` of the head's predictions (query init crop).
+        bev_range: extent of the BEV features (aggregation crop); defaults to ``map_range``.
+        resolution: metres per cell of the crops and of the global map (default 0.3 m).
+        global_map: :class:`GlobalRasterMap` options (``fusion``, ``tile_cells``, ``increment``...).
+        aggregation / query_init: options of the two consumers; None switches one off.
+        update_score_threshold / line_half_width: how predictions are drawn into the map.
+    """
+
+    def __init__(self, class_names: Sequence[str], bev_channels: int, map_range: Sequence[float],
+                 bev_range: Sequence[float] | None = None, resolution: float = 0.3,
+                 global_map: Mapping[str, Any] | None = None, aggregation: Mapping[str, Any] | None = None,
+                 query_init: Mapping[str, Any] | None = None, update_score_threshold: float = 0.3,
+                 line_half_width: float = 0.6, location_key: str = "location", train_prior: str = "gt",
+                 drop_prob: float = 0.3, instance_drop: float = 0.3, min_confidence: float = 0.5,
+                 shift: float = 0.5, enabled: bool = True) -> None:
+        super().__init__()
+        if train_prior not in TRAIN_PRIORS:
+            raise ValueError(f"HRMapPrior: train_prior must be one of {TRAIN_PRIORS}, got {train_prior!r}")
+        self.class_names = tuple(class_names)
+        num_classes = len(self.class_names)
+        self.map_grid = _grid_of(map_range, resolution)
+        self.bev_grid = _grid_of(bev_range if bev_range is not None else map_range, resolution)
+        self.global_map = GlobalRasterMap(num_classes=num_classes, resolution=resolution, **dict(global_map or {}))
+        self.aggregation = None if aggregation is None else MODELS.build(
+            dict(type="HRMapBEVAggregation", bev_channels=bev_channels, prior_channels=num_classes,
+                 **dict(aggregation)))
+        self.query_init = None if query_init is None else MODELS.build(
+            dict(type="HRMapQueryInit", num_classes=num_classes, map_range=tuple(map_range), **dict(query_init)))
+        self.update_score_threshold, self.line_half_width = update_score_threshold, line_half_width
+        self.location_key, self.train_prior = location_key, train_prior
+        self.drop_prob, self.instance_drop = drop_prob, instance_drop
+        self.min_confidence, self.shift = min_confidence, shift
+        self.enabled = enabled
+        """False: the prior is all zeros (the 'without historical map' evaluation, same weights)."""
+
+    # ------------------------------------------------------------------ priors
+    def crops(self, samples: Sequence[DetSample], device: torch.device) -> tuple[Tensor, Tensor]:
+        """``(B, C, H, W)`` prior rasters on the BEV grid and on the map grid."""
+        bev, mapped = [], []
+        for sample in samples:
+            if not self.enabled:
+                bev.append(torch.zeros(len(self.class_names), *self.bev_grid.shape))
+                mapped.append(torch.zeros(len(self.class_names), *self.map_grid.shape))
+            elif self.training and self.train_prior == "gt":
+                bev_raster, map_raster = self._gt_prior(sample)
+                bev.append(bev_raster)
+                mapped.append(map_raster)
+            else:
+                location, pose = sample_location(sample, self.location_key), sample_pose(sample)
+                bev.append(self.global_map.crop_to_ego(location, pose, self.bev_grid))
+                mapped.append(bev[-1] if self.map_grid == self.bev_grid
+                              else self.global_map.crop_to_ego(location, pose, self.map_grid))
+        return torch.stack(bev).to(device), torch.stack(mapped).to(device)
+
+    def _gt_prior(self, sample: DetSample) -> tuple[Tensor, Tensor]:
+        """The corrupted ground-truth prior of one training sample (module doc)."""
+        channels = len(self.class_names)
+        empty = (torch.zeros(channels, *self.bev_grid.shape), torch.zeros(channels, *self.map_grid.shape))
+        gt = sample.gt_map
+        if gt is None or not len(gt) or np.random.rand() < self.drop_prob:
+            return empty
+        keep = np.random.rand(len(gt)) >= self.instance_drop
+        if not keep.any():
+            return empty
+        offset = np.random.uniform(-self.shift, self.shift, size=(1, 1, 2)).astype(np.float32)
+        scores = np.random.uniform(self.min_confidence, 1.0, size=int(keep.sum())).astype(np.float32)
+        noisy = MapInstances(gt.points[keep] + offset, gt.labels[keep], gt.class_names, gt.closed[keep], scores)
+        bev = rasterize_instances(noisy, self.bev_grid, self.line_half_width)
+        mapped = bev if self.map_grid == self.bev_grid else rasterize_instances(noisy, self.map_grid,
+                                                                                self.line_half_width)
+        return bev, mapped
+
+    def forward(self, bev: Tensor, samples: Sequence[DetSample],
+                default_refs: Tensor | None = None) -> dict[str, Tensor]:
+        """``{"bev": aggregated BEV, "query_init": ..., "ref_init": ...}`` for the map head.
+
+        ``ref_init`` needs the head's own reference points for the unseeded query slots
+        (``default_refs`` ``(Q, P, 2)`` or ``(B, Q, P, 2)``); without them only ``query_init`` is given.
+        """
+        prior_bev, prior_map = self.crops(samples, bev.device)
+        out: dict[str, Tensor] = {}
+        if self.aggregation is not None:
+            out["bev"] = self.aggregation(bev, prior_bev)
+        if self.query_init is not None:
+            seeds = self.query_init(prior_map.to(bev.dtype))
+            out["query_init"] = seeds["query_init"]
+            if default_refs is not None:
+                out["ref_init"] = self.query_init.fill(seeds["ref_init"], seeds["mask"], default_refs)
+        return out
+
+    # ------------------------------------------------------------------ map writing
+    @torch.no_grad()
+    def update(self, samples: Sequence[DetSample]) -> None:
+        """Draw each sample's ``pred_map`` into the global map (test time only; a no-op while
+        training or when the prior is disabled but the map still records, see ``enabled``)."""
+        if self.training:
+            return
+        for sample in samples:
+            if sample.pred_map is None:
+                raise ValueError(f"HRMapPrior.update: sample {sample.token} has no pred_map")
+            raster = rasterize_instances(sample.pred_map, self.map_grid, self.line_half_width,
+                                         self.update_score_threshold)
+            self.global_map.update(sample_location(sample, self.location_key), sample_pose(sample),
+                                   raster, self.map_grid)
+
+    def update_with_ground_truth(self, samples: Sequence[DetSample]) -> None:
+        """Draw ground-truth vectors into the global map (a perfect historical map, e.g. for ``train_prior='map'``)."""
+        for sample in samples:
+            if sample.gt_map is None:
+                raise ValueError(f"HRMapPrior: sample {sample.token} has no gt_map")
+            raster = rasterize_instances(sample.gt_map, self.map_grid, self.line_half_width)
+            self.global_map.update(sample_location(sample, self.location_key), sample_pose(sample),
+                                   raster, self.map_grid)
+
+
+def _grid_of(area: Sequence[float], resolution: float):
+    """The BEV grid of ``(x_min, y_min, x_max, y_max)`` or a 6-value point-cloud range."""
+    if len(area) == 6:
+        area = (area[0], area[1], area[3], area[4])
+    if len(area) != 4:
+        raise ValueError(f"HRMapPrior: ranges must be (x_min, y_min, x_max, y_max) or a 6-value "
+                         f"point-cloud range, got {area}")
+    return bev_grid((area[0], area[2]), (area[1], area[3]), resolution)

@@ -1,0 +1,111 @@
+"""HRMapNetDetector (config-built): loss, predict -> pending map -> finish_pass -> the next pass
+sees the prior; the head's default reference points; the pass hook's save/load; the config."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from perception.config import load_config
+from perception.models.map.hrmap_detector import HRMapNetDetector, HRMapPassHook, default_reference_points
+from perception.models.map.hrmap_transforms import HRMapLocation
+from perception.registry import MODELS
+from perception.structures.det_sample import DetSample
+from perception.structures.geometry import make_transform, yaw_matrix
+from perception.structures.map_instances import MapInstances
+
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "hrmapnet" / "hrmapnet_maptr_tiny_synthetic.py"
+CLASSES = ("divider", "ped_crossing", "boundary")
+
+
+def tiny_model(head_type: str = "MapTRHead") -> HRMapNetDetector:
+    cfg = load_config(CONFIG)
+    cfg.model.map_head.update(type=head_type, num_layers=1)
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model)
+
+
+def batch(model: HRMapNetDetector, training: bool, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    points = np.concatenate([rng.uniform([-15, -30, -2], [15, 30, 1], (3000, 3)),
+                             rng.uniform(0, 1, (3000, 2))], axis=1).astype(np.float32)
+    lines = np.stack([np.stack([np.linspace(-12, 12, 20), np.full(20, y)], axis=1) for y in (-8.0, 6.0)])
+    sample = DetSample(token="tok", class_names=("car",), lidar2global=make_transform(yaw_matrix(0.4), [50, 20, 0]),
+                       gt_boxes=np.zeros((0, 9), np.float32), gt_labels=np.zeros(0, np.int64),
+                       metainfo={"location": "town"},
+                       gt_map=MapInstances(lines.astype(np.float32), np.array([0, 2]), CLASSES, np.array([False, False])))
+    return model.data_preprocessor({"inputs": {"points": [torch.from_numpy(points)]}, "data_samples": [sample]},
+                                   training)
+
+
+@pytest.mark.parametrize("head_type", ["MapTRHead", "MapQRHead"])
+def test_default_reference_points_are_the_heads_own(head_type: str) -> None:
+    head = tiny_model(head_type).map_head.eval()
+    bev = torch.randn(1, head.in_channels, 16, 8)
+    refs = default_reference_points(head)
+    assert refs.shape == (head.num_queries, head.num_points, 2)
+    with torch.no_grad():
+        plain = head(bev)
+        overridden = head(bev, ref_init=refs[None])
+    torch.testing.assert_close(overridden["pts"][-1], plain["pts"][-1])
+
+
+@pytest.mark.slow
+def test_loss_predict_and_passes(tmp_path: Path) -> None:
+    model = tiny_model()
+    model.train()
+    losses = model(**batch(model, True), mode="loss")
+    total = sum(v for v in losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.bev_prior.aggregation.fuse[-1].weight.grad.abs().sum() > 0
+    assert model.bev_prior.query_init.mlp[0].weight.grad is not None
+
+    model.eval()
+    seen: list[dict] = []
+    head_predict = model.map_head.predict
+
+    def spy(**kwargs):
+        seen.append({k: kwargs.get(k) for k in ("query_init", "ref_init")})
+        return head_predict(**kwargs)
+
+    model.map_head.predict = spy
+    data = batch(model, False)
+    with torch.no_grad():
+        out = model(**data, mode="predict")
+    assert out[0].pred_map is not None and model.global_map.has_pending()
+    assert seen[-1]["query_init"].abs().sum() == 0  # first pass: empty map, no seeded query
+    model.global_map.locations.clear()            # replace the untrained predictions by the truth
+    model.bev_prior.update_with_ground_truth(data["data_samples"])
+    hook = HRMapPassHook(save_name="map.npz")
+    hook.after_test_epoch(SimpleNamespace(model=model, work_dir=str(tmp_path)))
+    assert not model.global_map.has_pending() and (tmp_path / "map.npz").is_file()
+    with torch.no_grad():
+        model(**data, mode="predict")
+    assert seen[-1]["query_init"].abs().sum() > 0  # second pass: queries seeded from the map
+    refs = seen[-1]["ref_init"][0]
+    defaults = default_reference_points(model.map_head)
+    assert not torch.allclose(refs[0], defaults[0]) and torch.allclose(refs[-1], defaults[-1])
+
+    other = tiny_model()
+    HRMapPassHook(load_from=str(tmp_path / "map.npz")).before_test_epoch(SimpleNamespace(model=other))
+    np.testing.assert_array_equal(other.global_map.locations["town"].base, model.global_map.locations["town"].base)
+
+
+def test_config_wires_the_location_into_the_samples() -> None:
+    cfg = load_config(CONFIG)
+    pipeline = cfg.test_dataloader.dataset.pipeline
+    names = [step["type"] for step in pipeline]
+    assert names.index("HRMapLocation") < names.index("PackDetInputs")
+    assert "location" in pipeline[names.index("PackDetInputs")]["meta_keys"]
+    assert cfg.test_dataloader.sampler.round_up is False
+    assert any(h["type"] == "HRMapPassHook" for h in cfg.custom_hooks)
+    results = HRMapLocation()({"frame": SimpleNamespace(location="boston-seaport", token="t")})
+    assert results["location"] == "boston-seaport"
+    with pytest.raises(KeyError, match="no location"):
+        HRMapLocation()({"frame": SimpleNamespace(location="", token="t")})
+    with pytest.raises(ValueError, match="bev_prior"):
+        HRMapNetDetector(**{k: v for k, v in cfg.model.items() if k not in ("type", "bev_prior")})

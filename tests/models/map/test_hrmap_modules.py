@@ -1,0 +1,154 @@
+"""HRMapNet's consumers of the prior: BEV aggregation, query initialization, the HRMapPrior module."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from perception.models.map.hrmap_aggregation import HRMapBEVAggregation
+from perception.models.map.hrmap_prior import HRMapLocationError, HRMapPrior, sample_pose
+from perception.models.map.hrmap_query_init import HRMapQueryInit
+from perception.structures.det_sample import DetSample
+from perception.structures.geometry import make_transform, yaw_matrix
+from perception.structures.map_instances import MapInstances
+
+CLASSES = ("divider", "ped_crossing", "boundary")
+MAP_RANGE = (-15.0, -30.0, 15.0, 30.0)
+
+
+def make_sample(token: str, x: float, y: float, yaw: float, gt: MapInstances | None = None,
+                location: str | None = "town") -> DetSample:
+    meta = {} if location is None else {"location": location}
+    return DetSample(token=token, class_names=("car",), lidar2global=make_transform(yaw_matrix(yaw), [x, y, 0]),
+                     gt_boxes=np.zeros((0, 9), np.float32), gt_labels=np.zeros(0, np.int64), metainfo=meta,
+                     gt_map=gt)
+
+
+def divider_at_y(y: float, score: float | None = None) -> MapInstances:
+    points = np.stack([np.linspace(-12, 12, 20), np.full(20, y)], axis=1)[None].astype(np.float32)
+    return MapInstances(points, np.array([0]), CLASSES, np.array([False]),
+                        None if score is None else np.array([score]))
+
+
+def test_aggregation_starts_as_identity_and_checks_shapes() -> None:
+    module = HRMapBEVAggregation(bev_channels=16, prior_channels=3)
+    bev, prior = torch.randn(2, 16, 20, 10), torch.rand(2, 3, 200, 100)
+    torch.testing.assert_close(module(bev, prior), bev)  # zero-initialized last conv
+    torch.nn.init.normal_(module.fuse[-1].weight)
+    changed = module(bev, prior)
+    assert changed.shape == bev.shape and not torch.allclose(changed, bev)
+    assert not torch.allclose(module(bev, torch.zeros_like(prior)), changed)  # the prior matters
+    with pytest.raises(ValueError, match="prior must be"):
+        module(bev, torch.rand(2, 2, 20, 10))
+
+
+def test_query_init_seeds_queries_on_confident_lines_along_their_direction() -> None:
+    module = HRMapQueryInit(num_classes=3, embed_dims=32, num_queries=10, num_points=5, map_range=MAP_RANGE,
+                            max_queries=4, score_threshold=0.5, segment_length=4.0)
+    prior = torch.zeros(1, 3, 200, 100)  # 0.3 m cells: rows along y, columns along x
+    prior[0, 2, 150, 20:34] = 0.9        # a short boundary along x at row 150 (y = 15.15 m)
+    prior[0, 0, 40:120, 70] = 0.7        # a divider along y at column 70 (x = 6.15 m)
+    out = module(prior)
+    assert out["query_init"].shape == (1, 10, 32) and out["ref_init"].shape == (1, 10, 5, 2)
+    mask = out["mask"][0]
+    assert mask[:4].all() and not mask[4:].any()
+    scores, labels, centres, theta = module.select(prior)
+    assert set(labels[0].tolist()) == {0, 2} and scores[0, 0] == pytest.approx(0.9)
+    cells = centres[0] * torch.tensor([100.0, 200.0])
+    gaps = (cells[:, None] - cells[None]).abs().amax(-1) + 9 * torch.eye(4)
+    assert gaps.min() > 4.5  # peaks of a plateau are spread by the NMS window (> kernel // 2 cells)
+    for k in range(4):
+        refs = out["ref_init"][0, k] * torch.tensor([30.0, 60.0]) + torch.tensor([-15.0, -30.0])
+        span = refs[-1] - refs[0]
+        assert span.norm() == pytest.approx(4.0, abs=0.05)
+        if labels[0, k] == 2:   # along x
+            assert abs(span[1]) < 0.2 and refs[:, 1].mean() == pytest.approx(15.15, abs=0.01)
+        else:                   # along y
+            assert abs(span[0]) < 0.2 and refs[:, 0].mean() == pytest.approx(6.15, abs=0.01)
+    assert out["query_init"][0, 4:].abs().sum() == 0
+    defaults = torch.full((10, 5, 2), 0.25)
+    filled = HRMapQueryInit.fill(out["ref_init"], out["mask"], defaults)
+    assert torch.equal(filled[0, 4:], defaults[4:]) and torch.equal(filled[0, :4], out["ref_init"][0, :4])
+    assert not module(torch.zeros(1, 3, 200, 100))["mask"].any()
+
+
+def make_prior(**overrides) -> HRMapPrior:
+    options = dict(class_names=CLASSES, bev_channels=8, map_range=MAP_RANGE, resolution=0.5,
+                   aggregation=dict(prior_embed=8), query_init=dict(embed_dims=16, num_queries=6, num_points=4,
+                                                                   max_queries=3))
+    options.update(overrides)
+    return HRMapPrior(**options)
+
+
+def test_prior_records_predictions_and_feeds_them_to_the_next_pass() -> None:
+    prior = make_prior()
+    prior.eval()
+    first = make_sample("a", 100.0, 50.0, 0.3)
+    assert prior.crops([first], torch.device("cpu"))[1].abs().sum() == 0  # empty map
+    first.pred_map = divider_at_y(5.0, score=0.9)
+    prior.update([first])
+    assert prior.crops([first], torch.device("cpu"))[1].abs().sum() == 0  # pending until committed
+    prior.global_map.commit()
+    second = make_sample("b", 100.0, 50.0, 0.3)
+    _, mapped = prior.crops([second], torch.device("cpu"))
+    row = int((5.0 + 30.0) / 0.5)
+    # the 2-cell line resampled into the rotated world grid and back: blurred, but in place
+    assert mapped[0, 0, row - 1:row + 1, 20:40].amax(0).min() > 0.6
+    assert mapped[0, 0, row - 1:row + 1].max() <= 0.9 + 1e-6 and mapped[0, 1:].max() == 0
+    assert mapped[0, 0, :row - 4].max() == 0 and mapped[0, 0, row + 4:].max() == 0
+    out = prior(torch.randn(1, 8, 24, 12), [second], default_refs=torch.full((6, 4, 2), 0.5))
+    assert set(out) == {"bev", "query_init", "ref_init"} and out["ref_init"].shape == (1, 6, 4, 2)
+    assert out["query_init"][0, 0].abs().sum() > 0
+    assert prior(torch.randn(1, 8, 24, 12), [second]).keys() == {"bev", "query_init"}
+    prior.enabled = False  # the "without historical map" evaluation of the same weights
+    assert prior.crops([second], torch.device("cpu"))[1].abs().sum() == 0
+    prior.enabled = True
+    with pytest.raises(HRMapLocationError, match="HRMapLocation"):
+        prior.crops([make_sample("c", 0, 0, 0, location=None)], torch.device("cpu"))
+
+
+def test_training_prior_is_corrupted_ground_truth() -> None:
+    prior = make_prior(drop_prob=0.0, instance_drop=0.0, min_confidence=0.6, shift=0.0)
+    prior.train()
+    sample = make_sample("a", 0, 0, 0, gt=divider_at_y(-10.0))
+    _, mapped = prior.crops([sample], torch.device("cpu"))
+    row = int((-10.0 + 30.0) / 0.5)
+    assert 0.6 <= float(mapped[0, 0, row, 30]) <= 1.0
+    assert mapped[0, 0, row + 6, 30] == 0
+    prior.drop_prob = 1.0
+    assert prior.crops([sample], torch.device("cpu"))[1].abs().sum() == 0
+    prior.update([sample])  # no-op while training
+    assert not prior.global_map.locations
+
+
+def test_augmented_samples_use_the_augmented_pose() -> None:
+    sample = make_sample("a", 10.0, 0.0, 0.0)
+    flip = np.diag([1.0, -1.0, 1.0, 1.0])
+    rotate = make_transform(yaw_matrix(math.pi / 2), [0, 0, 0])
+    sample.metainfo["aug"] = {"lidar_aug_matrix": rotate @ flip}
+    pose = sample_pose(sample)
+    # an augmented point p_aug comes from p = inv(aug) @ p_aug; the world point is lidar2global @ p
+    point_aug = np.array([1.0, 2.0, 0.0, 1.0])
+    expected = sample.lidar2global @ np.linalg.inv(rotate @ flip) @ point_aug
+    np.testing.assert_allclose(pose @ point_aug, expected)
+
+
+def test_component_queries_span_whole_elements() -> None:
+    module = HRMapQueryInit(num_classes=3, embed_dims=16, num_queries=8, num_points=5, map_range=MAP_RANGE,
+                            max_queries=4, mode="components", closed_labels=[1], min_cells=8)
+    prior = torch.zeros(1, 3, 200, 100)  # 0.3 m cells
+    prior[0, 0, 20:180, 30:32] = 0.9     # divider along y at x = -5.7 m, y in [-24, 24]
+    prior[0, 1, 100:120, 60:80] = 0.8    # a pedestrian crossing, x in [3, 9], y in [0, 6]
+    prior[0, 2, 5:7, 5:7] = 0.95         # 4 cells: below min_cells, ignored
+    out = module(prior)
+    assert out["mask"][0].tolist() == [True, True] + [False] * 6
+    metres = out["ref_init"][0] * torch.tensor([30.0, 60.0]) + torch.tensor([-15.0, -30.0])
+    divider, crossing = metres[0], metres[1]
+    torch.testing.assert_close(divider[:, 0], torch.full((5,), -5.7), atol=0.01, rtol=0)
+    assert divider[0, 1] < -22 and divider[-1, 1] > 22 and (divider[1:, 1] > divider[:-1, 1]).all()
+    assert crossing[:, 0].min() < 3.5 and crossing[:, 0].max() > 8.5
+    assert crossing[:, 1].min() < 0.5 and crossing[:, 1].max() > 5.5
+    with pytest.raises(ValueError, match="mode"):
+        HRMapQueryInit(num_classes=3, embed_dims=16, num_queries=8, num_points=5, map_range=MAP_RANGE, mode="x")
