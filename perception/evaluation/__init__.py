@@ -11,5 +11,6 @@ __all__ = [
     "AV2DetectionMetric", "DetectionMetrics", "NuScenesMetric", "boxes_to_av2_dataframe", "boxes_to_submission",
     "evaluate_nuscenes", "evaluate_nuscenes_samples", "load_av2_ground_truth", "write_submission",
 ]
-from . import map_metric  # noqa: F401,E402
 from . import bev_seg_metric  # noqa: F401,E402
+from . import map_metric  # noqa: F401,E402
+from . import motion_metrics  # noqa: F401,E402

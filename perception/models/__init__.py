@@ -6,5 +6,6 @@ from .voxel_encoders import DynamicSimpleVFE, DynamicVoxelizer, HardSimpleVFE, H
 
 __all__ = ["DynamicSimpleVFE", "DynamicVoxelizer", "HardSimpleVFE", "HardVoxelizer",
            "SparseEncoder"]
-from . import fusers, vtransforms  # noqa: F401,E402
 from . import map  # noqa: F401,E402
+from . import fusers, vtransforms  # noqa: F401,E402
+from . import planning  # noqa: F401,E402

@@ -7,6 +7,6 @@ from .points import PointsSelectFeatures
 
 __all__ = ["PointsSelectFeatures", "DataBaseSampler", "GlobalRotScaleTrans", "ObjectNameFilter", "ObjectRangeFilter", "ObjectSample",
            "PackDetInputs", "PointShuffle", "PointsRangeFilter", "RandomFlip3D"]
-from . import map_gt  # noqa: F401,E402
-from . import camera, camera_aug  # noqa: F401,E402
 from . import bev_seg  # noqa: F401,E402
+from . import camera, camera_aug  # noqa: F401,E402
+from . import map_gt  # noqa: F401,E402
