@@ -4,11 +4,18 @@
     python demo/ros_bridge.py --source rosbridge --rosbridge localhost:9090 --pointcloud-topic /lidar/points
     python demo/ros_bridge.py --source bag --bag run.mcap --foxglove --mcap out.mcap
     python demo/ros_bridge.py --source synthetic --rosbridge localhost:9090 --publish-points
+    python demo/ros_bridge.py --source synthetic --foxglove --planner str --str-checkpoint STR.pth
 
 Runs the tiny CenterPoint trained by `make demo` (configs/centerpoint/centerpoint_tiny_synthetic_demo.py)
-on every frame and publishes boxes with track ids, map polylines and per-stage latency
-(visualization_msgs/MarkerArray, nav_msgs/Path, diagnostic_msgs/DiagnosticArray over rosbridge;
-the same scene over the Foxglove WebSocket protocol; optionally recorded to MCAP).
+on every frame, tracks its boxes with the planning layer's tracker (Hungarian association,
+constant-velocity model; ids stay with the objects across frames) and plans the ego path from the
+track histories and the ego poses seen so far (--planner cv: constant velocity, the default;
+--planner str: the STR model, needs --str-checkpoint; --planner none: no path).  Publishes boxes
+with track ids, map polylines, the planned path and per-stage latency (adapt, detector, tracker,
+map, planner, publish) as visualization_msgs/MarkerArray, nav_msgs/Path and
+diagnostic_msgs/DiagnosticArray over rosbridge; the same scene over the Foxglove WebSocket protocol
+(/perception/path channel for the path); optionally recorded to MCAP.  Boxes, map and path are in
+the LiDAR frame of the cloud (its frame_id), which the world -> sensor transform places in the world.
 Servers bind to 127.0.0.1 unless --bind says otherwise.  Ctrl-C stops cleanly.
 """
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Assemble and run the bridge from command-line options (``demo/ros_bridge.py``).
 
 source (synthetic / nuscenes / av2 / bag replay at sensor rate, or live rosbridge)
-  -> BridgeNode (drop-oldest queue, stack on a worker thread)
+  -> BridgeNode (drop-oldest queue, stack on a worker thread:
+     detector -> tracker (track ids) -> map -> planner (--planner none|cv|str))
   -> sinks (rosbridge MarkerArray / Path / diagnostics; Foxglove server; MCAP file).
 Ctrl-C (SIGINT) or SIGTERM stops between frames and closes every connection cleanly.
 """
@@ -18,14 +19,20 @@ from typing import Any, Iterable
 from .cli import build_parser, default_checkpoint, host_port
 from .errors import BridgeConfigError
 from .node import BridgeNode, Sink
+from .planner_stage import build_planner
 from .results import BridgeFrame
 from .stack import DetectorStack, Stack
+from .tracking_stage import BridgeTracker
 
 LOGGER = logging.getLogger("perception.bridge")
 
 
 def build_stack(args: argparse.Namespace, repo_root: Path) -> Stack:
-    """The detector stack; a missing checkpoint is an error unless ``--allow-random-weights``."""
+    """Detector -> tracker -> planner.  The planner is built first (a missing STR checkpoint fails
+    before the detector loads); a missing detector checkpoint is an error unless
+    ``--allow-random-weights``."""
+    planner = build_planner(args.planner, num_future=args.plan_steps, str_config=args.str_config,
+                            str_checkpoint=args.str_checkpoint, device=args.device)
     checkpoint = args.checkpoint or default_checkpoint(repo_root)
     if not Path(checkpoint).is_file():
         if not args.allow_random_weights:
@@ -36,9 +43,11 @@ def build_stack(args: argparse.Namespace, repo_root: Path) -> Stack:
         LOGGER.warning("checkpoint %s not found: running with RANDOM weights (--allow-random-weights); "
                        "boxes will be meaningless", checkpoint)
         checkpoint = None
-    LOGGER.info("model: %s, checkpoint: %s", args.config, checkpoint or "none (random weights)")
+    LOGGER.info("model: %s, checkpoint: %s, planner: %s", args.config, checkpoint or "none (random weights)",
+                args.planner)
     return DetectorStack.from_files(args.config, checkpoint, device=args.device,
-                                    score_threshold=args.score_threshold)
+                                    score_threshold=args.score_threshold, planner=planner,
+                                    tracker=BridgeTracker(history_steps=args.history_steps))
 
 
 def build_source(args: argparse.Namespace) -> Iterable[BridgeFrame]:

@@ -6,10 +6,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .errors import BridgeConfigError
+from .planner_stage import PLANNER_NAMES
 
 SOURCES = ("synthetic", "rosbridge", "bag", "nuscenes", "av2")
 DEMO_CONFIG = Path("configs/centerpoint/centerpoint_tiny_synthetic_demo.py")
 DEMO_WORK_DIR = Path("work_dirs/demo/centerpoint_tiny")
+STR_CONFIG = Path("configs/str/str_small_synthetic.py")
 
 
 def host_port(text: str, default_port: int = 9090) -> tuple[str, int]:
@@ -62,6 +64,17 @@ def build_parser(repo_root: Path, description: str = "") -> argparse.ArgumentPar
     model.add_argument("--score-threshold", type=float, default=0.2)
     model.add_argument("--device", default="cpu")
     model.add_argument("--queue-size", type=int, default=1, help="frames waiting for the stack (oldest dropped)")
+    plan = parser.add_argument_group("tracking and planning")
+    plan.add_argument("--planner", choices=PLANNER_NAMES, default="cv",
+                      help="ego planner fed by the tracker's histories and the ego poses: none, cv (constant "
+                           "velocity) or str (STR model; needs --str-checkpoint). The path is published on "
+                           "--path-topic (nav_msgs/Path) and the Foxglove /perception/path channel")
+    plan.add_argument("--str-config", type=Path, default=repo_root / STR_CONFIG, help="STR config for --planner str")
+    plan.add_argument("--str-checkpoint", type=Path, default=None, help="trained STR weights for --planner str")
+    plan.add_argument("--plan-steps", type=int, default=30,
+                      help="poses of the constant-velocity plan, spaced by the input frame interval")
+    plan.add_argument("--history-steps", type=int, default=20,
+                      help="past frames of track / ego history the planner sees (and the tracker keeps)")
     ros = parser.add_argument_group("rosbridge")
     ros.add_argument("--rosbridge", default=None, metavar="HOST:PORT",
                      help="rosbridge server to publish results to (and read from with --source rosbridge)")

@@ -1,8 +1,9 @@
 """The model stack behind the bridge: a callable ``Frame -> StackOutput`` with per-stage latencies.
 
-:class:`DetectorStack` wraps the public inference API (``init_model`` + ``inference_detector``),
-a tracker and an optional planner; tests and future heads plug in anything that satisfies
-:class:`Stack`.  The bridge never reaches into models beyond this interface.
+:class:`DetectorStack` chains a detector (the public inference API, ``init_model`` +
+``inference_detector``), the planning layer's tracker and an optional planner; tests and
+future heads plug in anything that satisfies :class:`Stack`.  The bridge never reaches into
+models beyond this interface.
 """
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 
 from ..structures import Boxes3D, Frame, apply_transform, invert_transform
+from .planner_stage import Planner, path_in_lidar_frame
 from .results import MapPolyline, StackOutput
-from .tracking import GreedyTracker
+from .tracking_stage import BridgeTracker
 
-Planner = Callable[[Frame, Boxes3D], "np.ndarray | None"]
-Tracker = Callable[[Boxes3D, np.ndarray], Boxes3D]
+Detector = Callable[[Frame], Boxes3D]
 
 
 class Stack(Protocol):
@@ -87,25 +88,37 @@ def map_polylines(frame: Frame, radius: float, categories: tuple[str, ...] | Non
 
 
 class DetectorStack:
-    """Detector (+ tracker, map, planner) from a config and checkpoint.
+    """Detector -> tracker -> map -> planner, one frame at a time.
 
-    Stages timed: ``adapt`` (feature columns), ``detector`` (test pipeline + model),
-    ``tracker``, ``map`` and ``planner`` (when one is given).  Boxes under
-    ``score_threshold`` are dropped before tracking.
+    The detector is any ``frame -> Boxes3D`` (LiDAR frame, scores set); :meth:`from_model`
+    wraps a model built by :func:`perception.apis.init_model`.  Stages timed: ``adapt``
+    (feature columns), ``detector``, ``tracker`` (:class:`BridgeTracker`: track ids on the
+    boxes), ``map`` and ``planner`` (when one is given: the planning scene from the track
+    histories and ego poses, ``plan(scene)``, the path moved into the LiDAR frame).  Boxes
+    under ``score_threshold`` are dropped before tracking.
     """
 
-    def __init__(self, model, score_threshold: float = 0.2, tracker: Tracker | None = None,
+    def __init__(self, detector: Detector, class_names: tuple[str, ...] = (), features: tuple[str, ...] = (),
+                 score_threshold: float = 0.2, tracker: BridgeTracker | None = None,
                  planner: Planner | None = None, map_radius: float = 60.0,
                  map_categories: tuple[str, ...] | None = ("divider", "ped_crossing", "boundary",
                                                            "lane_divider", "road_divider")) -> None:
-        self.model = model
-        self.features = selected_features(model.cfg)
-        self.class_names = tuple(model.cfg.get("class_names", ()))
+        self.detector = detector
+        self.features = tuple(features)
+        self.class_names = tuple(class_names)
         self.score_threshold = float(score_threshold)
-        self.tracker = tracker if tracker is not None else GreedyTracker()
+        self.tracker = tracker if tracker is not None else BridgeTracker()
         self.planner = planner
         self.map_radius = float(map_radius)
         self.map_categories = map_categories
+
+    @classmethod
+    def from_model(cls, model, **kwargs) -> "DetectorStack":
+        """A stack around a built detector (its config gives class names and point features)."""
+        from ..apis import inference_detector
+
+        return cls(lambda frame: inference_detector(model, frame), tuple(model.cfg.get("class_names", ())),
+                   selected_features(model.cfg), **kwargs)
 
     @classmethod
     def from_files(cls, config: str | Path, checkpoint: str | Path | None, device: str = "cpu",
@@ -113,25 +126,26 @@ class DetectorStack:
         """Build the model with :func:`perception.apis.init_model` (random weights when no checkpoint)."""
         from ..apis import init_model
 
-        return cls(init_model(str(config), None if checkpoint is None else str(checkpoint), device=device),
-                   **kwargs)
+        return cls.from_model(init_model(str(config), None if checkpoint is None else str(checkpoint),
+                                         device=device), **kwargs)
 
     def __call__(self, frame: Frame) -> StackOutput:
-        from ..apis import inference_detector
-
         timer = StageTimer()
         with timer.stage("adapt"):
             model_frame = with_features(frame, self.features)
         with timer.stage("detector"):
-            boxes = inference_detector(self.model, model_frame)
+            boxes = self.detector(model_frame)
+        if not isinstance(boxes, Boxes3D):
+            raise TypeError(f"frame {frame.token}: the detector returned {type(boxes).__name__}, not Boxes3D")
         boxes = boxes[boxes.scores >= self.score_threshold] if boxes.scores is not None else boxes
+        names = self.class_names or tuple(frame.class_names)
         with timer.stage("tracker"):
-            boxes = self.tracker(boxes, frame.lidar2global)
+            boxes = self.tracker(frame, boxes, names)
         with timer.stage("map"):
             lines = map_polylines(frame, self.map_radius, self.map_categories)
         path = None
         if self.planner is not None:
             with timer.stage("planner"):
-                path = self.planner(frame, boxes)
-        names = self.class_names or tuple(frame.class_names)
+                plan = self.planner.plan(self.tracker.scene(frame))
+                path = path_in_lidar_frame(plan, frame.lidar2global)
         return StackOutput(boxes, names, lines, path, timer.latencies_ms)

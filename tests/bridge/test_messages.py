@@ -9,8 +9,6 @@ from perception.bridge.ros_messages import (diagnostics_message, marker_array, p
                                             transforms_of)
 from perception.bridge.testing.ros_validation import RosMessageValidator
 from perception.bridge.tf_buffer import TfBuffer
-from perception.bridge.tracking import GreedyTracker
-from perception.structures import Boxes3D
 
 
 @pytest.fixture(scope="module")
@@ -64,16 +62,3 @@ def test_tf_buffer_chains_transforms() -> None:
     assert buffer.lookup("lidar", "odom") is None
     with pytest.raises(ValueError, match="TFMessage"):
         list(transforms_of({"transforms": [{"header": {}}]}))
-
-
-def test_tracker_keeps_ids_for_moving_boxes() -> None:
-    tracker = GreedyTracker(max_distance=2.0)
-    first = tracker(Boxes3D(np.array([[0, 0, 0, 4, 2, 1.5, 0, 0, 0], [10, 0, 0, 4, 2, 1.5, 0, 0, 0]]),
-                            np.array([0, 0]), scores=np.array([0.9, 0.8])), np.eye(4))
-    moved = np.eye(4)
-    moved[0, 3] = 1.0  # the sensor moved 1 m forward; the cars stood still in the world
-    second = tracker(Boxes3D(np.array([[9, 0, 0, 4, 2, 1.5, 0, 0, 0], [-1, 0, 0, 4, 2, 1.5, 0, 0, 0],
-                                       [30, 0, 0, 4, 2, 1.5, 0, 0, 0]]),
-                             np.array([0, 0, 0]), scores=np.array([0.8, 0.9, 0.5])), moved)
-    assert first.track_ids == ["1", "2"]
-    assert second.track_ids == ["2", "1", "3"]
