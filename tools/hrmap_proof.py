@@ -1,0 +1,121 @@
+"""HRMapNet proof: the same trained weights evaluated on the val drive without and with the
+historical raster map.
+
+    python tools/hrmap_proof.py configs/hrmapnet/hrmapnet_maptr_tiny_synthetic.py CKPT \
+        --work-dir work_dirs/hrmap_proof [--fusion max|probabilistic] [--threshold 0.3] \
+        [--increment 25 --decay 5] [--no-oracle]
+
+Protocols (each a fresh runner on the same checkpoint; VectorMapMetric on the val split):
+
+* ``without_map``: the prior switched off;
+* ``second``: val pass 1 builds the map from the model's predictions, pass 2 uses it (a
+  second traversal of the same streets);
+* ``trainmap``: a pass over the train drives builds the map, then val uses it (and a further
+  val pass adds the first val traversal);
+* ``gtmap`` (oracle, unless ``--no-oracle``): the map drawn from the train drives' ground truth.
+
+Writes ``<work-dir>/results_<fusion>_<threshold>.json`` and prints it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from perception.config import load_config  # noqa: E402
+from perception.engine import build_runner  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", type=Path)
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / "work_dirs" / "hrmap_proof")
+    parser.add_argument("--fusion", choices=("max", "probabilistic"), default="max")
+    parser.add_argument("--threshold", type=float, default=0.3, help="score above which predictions enter the map")
+    parser.add_argument("--increment", type=int, default=25, help="probabilistic fusion: increment per hit")
+    parser.add_argument("--decay", type=int, default=5, help="probabilistic fusion: decay per miss")
+    parser.add_argument("--train-ann-file", default="nuscenes_infos_train.pkl")
+    parser.add_argument("--no-oracle", action="store_true", help="skip the ground-truth-drawn map")
+    return parser.parse_args(argv)
+
+
+class Proof:
+    """Builds one runner per protocol from the config with the chosen map settings."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        if not args.checkpoint.is_file():
+            raise FileNotFoundError(f"no checkpoint at {args.checkpoint} (train the HRMapNet config first)")
+        self.args = args
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+
+    def config(self, ann_file: str | None = None, enabled: bool = True) -> Any:
+        cfg = load_config(self.args.config)
+        prior = cfg.model.bev_prior
+        prior.enabled = enabled
+        prior.global_map.fusion = self.args.fusion
+        prior.update_score_threshold = self.args.threshold
+        prior.global_map.increment, prior.global_map.decay = self.args.increment, self.args.decay
+        if ann_file:
+            cfg.test_dataloader.dataset.ann_file = ann_file
+        return cfg
+
+    def runner(self, name: str, ann_file: str | None = None, load_map: Path | None = None,
+               enabled: bool = True) -> Any:
+        cfg = self.config(ann_file, enabled)
+        cfg.work_dir = str(self.args.work_dir / name)
+        cfg.load_from, cfg.resume = str(self.args.checkpoint), False
+        cfg.custom_hooks = [dict(type="HRMapPassHook", load_from=None if load_map is None else str(load_map),
+                                 save_name="hrmap_global_map.npz")]
+        cfg.test_evaluator = dict(type="VectorMapMetric", class_names=cfg.map_classes)
+        return build_runner(cfg)
+
+    def oracle_map(self) -> Path:
+        """The map drawn from the train drives' ground truth, saved next to the runs."""
+        from mmengine.registry import init_default_scope
+
+        from perception.registry import DATASETS
+        init_default_scope("perception")
+        dataset = DATASETS.build(self.config(self.args.train_ann_file).test_dataloader.dataset)
+        prior = self.runner("gtmap_build", enabled=False).model.bev_prior
+        for index in range(len(dataset)):
+            prior.update_with_ground_truth([dataset[index]["data_samples"]])
+        prior.global_map.commit()
+        path = self.args.work_dir / "gtmap_train.npz"
+        prior.global_map.save(path)
+        return path
+
+
+def keep(metrics: dict[str, Any]) -> dict[str, float]:
+    return {key: round(float(value), 4) for key, value in metrics.items() if "mAP" in key or "AP_standard" in key}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    proof = Proof(args)
+    results: dict[str, Any] = {"without_map": keep(proof.runner("none", enabled=False).test())}
+    second = proof.runner("second")
+    results["second/pass1"] = keep(second.test())
+    results["second/pass2"] = keep(second.test())
+    results["train_drives_pass"] = keep(proof.runner("trainmap_build", ann_file=args.train_ann_file,
+                                                     enabled=False).test())
+    trainmap = proof.runner("trainmap", load_map=args.work_dir / "trainmap_build" / "hrmap_global_map.npz")
+    results["trainmap/pass1"] = keep(trainmap.test())
+    results["trainmap/pass2"] = keep(trainmap.test())
+    if not args.no_oracle:
+        results["gtmap/pass1"] = keep(proof.runner("gtmap", load_map=proof.oracle_map()).test())
+    out = args.work_dir / f"results_{args.fusion}_{args.threshold}.json"
+    out.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
