@@ -85,6 +85,7 @@ def test_ctrl_c_on_a_live_rosbridge_run_shuts_down_cleanly() -> None:
     from perception.bridge.ros_messages import header
     from perception.bridge.testing import RosbridgeTestServer
 
+    handler_before = signal.getsignal(signal.SIGINT)  # SIG_IGN when run in the background (CI)
     server = RosbridgeTestServer().start()
     try:
         args = build_parser(REPO_ROOT).parse_args([
@@ -105,6 +106,6 @@ def test_ctrl_c_on_a_live_rosbridge_run_shuts_down_cleanly() -> None:
         assert len(server.published["/perception/markers"]) == 1 and server.errors == []
         assert server.wait_for(lambda: {"unsubscribe", "unadvertise"} <= set(server.ops), 5)
         assert server.wait_for(lambda: server.client_count == 0, 5)  # the client closed its socket
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) == handler_before  # the bridge restored it
     finally:
         server.stop()

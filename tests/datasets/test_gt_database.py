@@ -49,7 +49,7 @@ def test_keyframe_database_matches_the_infos(tiny_synthetic_root: Path, tmp_path
     assert metainfo["box_origin"] == "gravity_centre"
     dataset = NuScenesDataset(ann_file=INFO, data_root=str(tiny_synthetic_root), with_cameras=False)
     frames = {frame.token: frame for frame in (dataset.get_frame(i) for i in range(len(dataset)))}
-    assert len(entries) == sum(len(f.boxes) for f in frames.values()) == 88  # every synthetic box has points
+    assert len(entries) == sum(len(f.boxes) for f in frames.values()) == 89  # every synthetic box has points
     for entry in entries:
         frame = frames[entry["token"]]
         box = frame.boxes[[entry["gt_idx"]]]
@@ -132,7 +132,7 @@ def test_synthetic_follow_up_builds_the_database(tiny_synthetic_root: Path, tmp_
     args.no_gt_database = False
     path = run_follow_up(args)
     metainfo, entries = _load(path)
-    assert path.parent == root and metainfo["load_sweeps"] == 1 and len(entries) == 88
+    assert path.parent == root and metainfo["load_sweeps"] == 1 and len(entries) == 89
     assert all(Boxes3D(e["box3d_lidar"], [0]).points_in_boxes(_object_points(root, e, 6)).all() for e in entries)
 
 

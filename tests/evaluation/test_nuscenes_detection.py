@@ -138,4 +138,4 @@ def test_ground_truth_scores_perfect_and_degrades(synthetic_val):
     fewer = _score(data, kept, "dropped")
     print("30% dropped:\n" + fewer.table())
     assert fewer.mean_ap < perfect.mean_ap - 0.1 and fewer.nd_score < perfect.nd_score
-    assert max(fewer.class_aps.values()) <= 1.0 and fewer.tp_errors["trans_err"] < 1e-3
+    assert max(fewer.class_aps.values()) <= 1.0 + 1e-9 and fewer.tp_errors["trans_err"] < 1e-3  # devkit float sums
