@@ -76,11 +76,11 @@ val_evaluator = dict(type="NuScenesMetric", data_root=data_root, version="v1.0-s
                      eval_set="synthetic_val")
 test_evaluator = val_evaluator
 lr = 2e-3
-max_epochs = 40
+max_epochs = 80  # 1200 iterations: about 14 min on 2 CPU cores (0.6-0.7 s per iteration)
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [
     dict(type="OneCycleLR", eta_max=lr, pct_start=0.4, div_factor=10, final_div_factor=1e3,
          anneal_strategy="cos", by_epoch=True, begin=0, end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
-default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=5, max_keep_ckpts=2))
+default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=20, max_keep_ckpts=2))
