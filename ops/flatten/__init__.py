@@ -6,15 +6,17 @@ on CUDA, :mod:`.triton_kernels`); :mod:`.reference` is the plain-Python referenc
 :mod:`.plan` holds the per-frame :class:`FlattenPlan` and :class:`GroupLayout`.
 """
 from .api import (build_plan, flatten_keys, group_attention, group_attention_torch,
-                  group_padding, num_windows, parse_order, scatter_to_bev, sort_order,
-                  window_coords, window_index, window_partition)
-from .plan import ORDERS, FlattenPlan, GroupLayout, GroupPadding
+                  group_padding, num_windows, parse_order, scatter_to_bev, slot_attention,
+                  sort_order, uses_triton, window_coords, window_index,
+                  window_buckets, window_partition)
+from .plan import ORDERS, FlattenPlan, GroupLayout, GroupPadding, WindowBuckets
 
 __all__ = [
     "ORDERS",
     "FlattenPlan",
     "GroupLayout",
     "GroupPadding",
+    "WindowBuckets",
     "build_plan",
     "flatten_keys",
     "group_attention",
@@ -23,8 +25,11 @@ __all__ = [
     "num_windows",
     "parse_order",
     "scatter_to_bev",
+    "slot_attention",
     "sort_order",
+    "uses_triton",
     "window_coords",
     "window_index",
+    "window_buckets",
     "window_partition",
 ]

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from .plan import (ORDERS, FlattenPlan, GroupLayout, GroupPadding, check_bev_coords,
-                   check_positive_pair)
+from .plan import (ORDERS, FlattenPlan, GroupLayout, GroupPadding, WindowBuckets,
+                   check_bev_coords, check_positive_pair)
 
 
 def num_windows(extent: int, window: int) -> int:
@@ -172,6 +172,57 @@ def window_partition(coords: Tensor, batch_size: int, sparse_shape: Sequence[int
                        key_mask.reshape(-1), counts.numel(), size)
 
 
+def uses_triton(tensor: Tensor, backend: str = "auto") -> bool:
+    """Whether :func:`group_attention` on ``tensor`` with ``backend`` runs the fused Triton
+    kernel (``'auto'``: on CUDA when triton is installed); ValueError on a bad backend."""
+    return _use_triton(tensor, backend)
+
+
+def window_buckets(coords: Tensor, batch_size: int, sparse_shape: Sequence[int],
+                   window_shape: int | Sequence[int], shift: bool = False,
+                   bounds: Sequence[int] = (30, 60)) -> WindowBuckets:
+    """SST's equal-shape windows padded per size bucket (its inference "drop levels"): a
+    window of ``n`` voxels goes to the first bucket with ``n <= bounds[j]``, windows fuller
+    than every bound to a last bucket, and each bucket's windows are padded to the bucket's
+    fullest window (SST pads to the bound itself, never less: this baseline is the stronger
+    one).  Slots, masks and in-window order as :func:`window_partition`."""
+    bounds = [int(b) for b in bounds]
+    if any(b < 1 for b in bounds) or bounds != sorted(set(bounds)):
+        raise ValueError(f"bounds must be increasing positive ints, got {bounds}")
+    shape = check_positive_pair(tuple(sparse_shape), "sparse_shape")
+    wshape = check_positive_pair(window_shape, "window_shape")
+    coords = check_bev_coords(coords, shape, batch_size)
+    device = coords.device
+    scatter = torch.zeros(coords.shape[0], dtype=torch.int64, device=device)
+    if coords.shape[0] == 0:
+        return WindowBuckets((), scatter)
+    win, offset = window_index(coords, shape, wshape, shift)
+    perm, _ = sort_order(win * (wshape[0] * wshape[1]) + offset)
+    _, counts = torch.unique_consecutive(win[perm], return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    window_of = torch.repeat_interleave(torch.arange(counts.numel(), device=device), counts)
+    rank = torch.arange(perm.numel(), device=device) - starts[window_of]
+    bucket_of = torch.bucketize(counts, torch.tensor(bounds, device=device))
+    layouts, first_slot = [], 0
+    for j in range(len(bounds) + 1):
+        windows = torch.nonzero(bucket_of == j)[:, 0]
+        if windows.numel() == 0:
+            continue
+        size = int(counts[windows].max())  # SST pads to the bound; its fullest is <= that
+        local = torch.full_like(counts, -1)
+        local[windows] = torch.arange(windows.numel(), device=device)
+        mine = local[window_of] >= 0  # sorted voxels of this bucket's windows
+        slots = local[window_of[mine]] * size + rank[mine]
+        gather = perm[starts[windows]].repeat_interleave(size)  # padding: the first voxel
+        gather[slots] = perm[mine]
+        key_mask = torch.arange(size, device=device)[None, :] < counts[windows, None]
+        scatter[perm[mine]] = slots + first_slot
+        layouts.append(GroupLayout(gather, scatter.new_zeros(0), None if bool(key_mask.all())
+                                   else key_mask, key_mask.reshape(-1), windows.numel(), size))
+        first_slot += windows.numel() * size
+    return WindowBuckets(tuple(layouts), scatter)
+
+
 def _use_triton(tensor: Tensor, backend: str) -> bool:
     if backend not in ("auto", "torch", "triton"):
         raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
@@ -221,6 +272,37 @@ def group_attention_torch(q: Tensor, k: Tensor, v: Tensor, layout: GroupLayout,
     mask = None if layout.key_mask is None else layout.key_mask[:, None, None, :]
     out = F.scaled_dot_product_attention(grouped(q), grouped(k), grouped(v), attn_mask=mask)
     return out.transpose(1, 2).reshape(groups * size, c).index_select(0, layout.scatter)
+
+
+def slot_attention(q: Tensor, k: Tensor, v: Tensor, num_groups: int, group_size: int,
+                   key_mask: Tensor | None, num_heads: int) -> Tensor:
+    """Multi-head attention over rows already laid out in slot order: ``(G * g, C)`` q / k /
+    v, group ``i`` being rows ``i * g .. (i + 1) * g - 1``; keys masked by ``key_mask (G, g)``
+    (None: every slot a valid key).  Returns ``(G * g, C)`` in the same slot order.
+
+    The gather-free form of :func:`group_attention` (equal outputs on each slot): a backbone
+    that keeps its features in slot order (:meth:`FlattenPlan.transition`) attends with no
+    per-layer gather / scatter, and full groups need no mask (plain equal-size SDPA)."""
+    slots, c = q.shape
+    if k.shape != q.shape or v.shape != q.shape:
+        raise ValueError(f"q, k, v must share one (G * g, C) shape, got {tuple(q.shape)}, "
+                         f"{tuple(k.shape)}, {tuple(v.shape)}")
+    if num_heads < 1 or c % num_heads:
+        raise ValueError(f"channels {c} must be a multiple of num_heads {num_heads}")
+    if slots != num_groups * group_size:
+        raise ValueError(f"{slots} rows are not {num_groups} groups of {group_size} slots")
+    if key_mask is not None and key_mask.shape != (num_groups, group_size):
+        raise ValueError(f"key_mask must be ({num_groups}, {group_size}), got "
+                         f"{tuple(key_mask.shape)}")
+    if slots == 0:
+        return q.new_zeros((0, c))
+
+    def heads(t: Tensor) -> Tensor:  # a strided view: SDPA reads it without a copy
+        return t.view(num_groups, group_size, num_heads, c // num_heads).transpose(1, 2)
+
+    mask = None if key_mask is None else key_mask[:, None, None, :]
+    out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=mask)
+    return out.transpose(1, 2).reshape(slots, c)
 
 
 def scatter_to_bev(features: Tensor, coords: Tensor, batch_size: int,

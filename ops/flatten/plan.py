@@ -14,7 +14,9 @@ of ``g`` slots for one attention layer:
 :class:`FlattenPlan` holds, for one frame, the four FlatFormer orders (``x``, ``x_shift``,
 ``y``, ``y_shift``): one sort each, computed once and reused by every block, with their
 inverse permutations, and the group padding shared by all four orders (each batch element
-is one contiguous run of the sorted sequence in every order, with the same length).
+is one contiguous run of the sorted sequence in every order, with the same length), and
+:meth:`FlattenPlan.transition`: the one gather that moves rows kept in one order's slot
+order to the next order's (so a backbone never goes back to voxel order between layers).
 """
 from __future__ import annotations
 
@@ -80,6 +82,7 @@ class FlattenPlan:
     window_shape: tuple[int, int]
     sparse_shape: tuple[int, int]
     layouts: dict[str, GroupLayout] = field(default_factory=dict)
+    _transitions: dict[tuple[str, str], Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def num_voxels(self) -> int:
@@ -94,6 +97,40 @@ class FlattenPlan:
         if order not in self.layouts:
             raise ValueError(f"unknown flatten order {order!r}; known: {sorted(self.layouts)}")
         return self.layouts[order]
+
+    def transition(self, src: str, dst: str) -> Tensor:
+        """``(G * g,)`` slot of order ``src`` that each slot of order ``dst`` reads: rows kept
+        in ``src``'s slot order move to ``dst``'s with one gather (``x_dst = x_src[t]``),
+        each voxel taken from its primary ``src`` slot.  Computed once per frame and order
+        pair, then cached (every block reuses it)."""
+        key = (src, dst)
+        if key not in self._transitions:
+            self._transitions[key] = self.layout(src).scatter[self.layout(dst).gather]
+        return self._transitions[key]
+
+
+@dataclass(frozen=True)
+class WindowBuckets:
+    """SST's size buckets: windows grouped by voxel count, each bucket's windows padded to
+    one size (see :func:`.api.window_buckets`).  ``buckets``: one :class:`GroupLayout`
+    per non-empty bucket whose ``scatter`` is unused (empty); ``scatter (N,)``: each voxel's
+    slot in the concatenation of all buckets' slots, in bucket order."""
+
+    buckets: tuple[GroupLayout, ...]
+    scatter: Tensor
+
+    @property
+    def num_groups(self) -> int:
+        return sum(b.num_groups for b in self.buckets)
+
+    @property
+    def num_slots(self) -> int:
+        return sum(b.num_slots for b in self.buckets)
+
+    @property
+    def group_size(self) -> int:
+        """The largest bucket's window size."""
+        return max((b.group_size for b in self.buckets), default=1)
 
 
 def check_positive_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:

@@ -120,3 +120,66 @@ def test_bad_input_raises_naming_the_field() -> None:
         make(FlatFormer, embed_dims=10, num_heads=4)
     with pytest.raises(ValueError, match="group_size"):
         make(FlatFormer, group_size=0)
+
+
+def test_slot_order_path_equals_the_gather_path_outputs_and_gradients() -> None:
+    """FlatFormer's fast path (features kept in slot order, one gather per layer) computes
+    what the per-layer gather / attend / scatter path computes: outputs and gradients."""
+    fast = make(FlatFormer, depth=2, bev_stride=2)
+    slow = make(FlatFormer, depth=2, bev_stride=2, keep_sorted=False)
+    slow.load_state_dict(fast.state_dict())
+    feats, coors = voxels(40, 3, seed=11)
+    keep = (coors[:, 0] != 1) | (torch.arange(coors.shape[0]) % 10 == 0)  # element 1: 4 voxels
+    feats, coors = feats[keep], coors[keep]
+    coors[coors[:, 0] == 2, 0] = 3  # element 2 empty, element 3 full
+    with torch.no_grad():
+        a, b = fast(feats, coors, 4), slow(feats, coors, 4)
+    assert float(a.abs().sum()) > 0 and torch.allclose(a, b, atol=1e-5), float((a - b).abs().max())
+    weight = torch.linspace(-1, 1, a.numel()).view_as(a)
+    for model in (fast.train(), slow.train()):
+        (model(feats, coors, 4) * weight).sum().backward()
+    for (name, p), q in zip(fast.named_parameters(), slow.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-4, rtol=1e-4), name
+
+
+def test_pillar_pooling_and_positions_equal_their_direct_formulas() -> None:
+    """The sort + segment pooling equals scatter pooling (voxel_pooling), and the table
+    positional encoding equals evaluating sin / cos per pillar."""
+    from perception_ops.voxelize import voxel_pooling
+    from perception_ops.voxelize.cpu import pool_torch
+
+    from perception.models.backbones.flatformer_blocks import (PillarEmbedding,
+                                                               SinePositionalEncoding2D)
+    feats, coors = voxels(300, 2, seed=5)
+    coors = coors.long()
+    mean, peak, pillars = PillarEmbedding(4, 8, SHAPE[0], 3).pool(feats, coors)
+    extra = torch.stack([(coors[:, 1] + 0.5) / SHAPE[0], (coors[:, 3] % 3 + 0.5) / 3,
+                         (coors[:, 2] % 3 + 0.5) / 3], dim=1)
+    rows = torch.cat([feats, extra], dim=1)
+    want_mean, want_pillars, inverse = voxel_pooling(
+        rows, torch.stack([coors[:, 0], coors[:, 2] // 3, coors[:, 3] // 3], dim=1), "mean")
+    assert torch.equal(pillars, want_pillars) and pillars.shape[0] < coors.shape[0]
+    assert torch.allclose(mean, want_mean, atol=1e-6)
+    assert torch.equal(peak, pool_torch(rows, inverse, inverse >= 0, mean.shape[0], "max"))
+    pe = SinePositionalEncoding2D(18)(pillars, torch.float32)  # 18 % 4 != 0: zero padded
+    freq = 10000.0 ** (-torch.arange(4, dtype=torch.float32) / 4)
+    ax, ay = pillars[:, 2, None].float() * freq, pillars[:, 1, None].float() * freq
+    want = torch.cat([ax.sin(), ax.cos(), ay.sin(), ay.cos(), torch.zeros(len(pillars), 2)], 1)
+    assert torch.equal(pe, want)
+    assert SinePositionalEncoding2D(8)(pillars[:0], torch.float32).shape == (0, 8)
+
+
+def test_sst_size_buckets_compute_what_padding_to_the_fullest_computes() -> None:
+    """SST's drop-level buckets only change how much padding is projected, not the result."""
+    padded = make(SSTWindowBackbone, depth=2)
+    bucketed = make(SSTWindowBackbone, depth=2, buckets=(2, 4))
+    bucketed.load_state_dict(padded.state_dict())
+    feats, coors = voxels(60, 2, seed=9)
+    pillars = padded.embed(feats, coors.long())[1]
+    lay_p, lay_b = padded.layouts(pillars, 2)[1], bucketed.layouts(pillars, 2)[1]
+    assert len(lay_b.buckets) > 1 and lay_b.num_slots < lay_p.num_slots
+    with torch.no_grad():
+        a, b = padded(feats, coors, 2), bucketed(feats, coors, 2)
+    assert float(a.abs().sum()) > 0 and torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(ValueError, match="buckets"):
+        make(SSTWindowBackbone, buckets=(4, 2))

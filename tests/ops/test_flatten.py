@@ -7,8 +7,9 @@ import torch
 from torch.nn import functional as F
 
 from perception_ops.flatten import (ORDERS, build_plan, flatten_keys, group_attention,
-                                    group_padding, scatter_to_bev, sort_order, window_coords,
-                                    window_index, window_partition)
+                                    group_padding, scatter_to_bev, slot_attention, sort_order,
+                                    window_buckets, window_coords, window_index,
+                                    window_partition)
 from perception_ops.flatten import reference as ref
 from perception_ops.flatten.plan import GroupLayout
 
@@ -211,6 +212,76 @@ def test_bad_arguments_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match="num_heads"):
         q = torch.zeros(1, 6)
         group_attention(q, q, q, build_plan(coords, 1, (4, 4), 2, 4).layout("x"), 4)
+
+
+@pytest.mark.parametrize("counts", [[40, 0, 17], [3], [9, 9]])
+def test_slot_attention_and_transitions_equal_the_gather_path(counts: list[int]) -> None:
+    """Rows kept in slot order: slot_attention == group_attention == the reference on every
+    voxel's primary slot, and plan.transition moves slot rows between orders exactly."""
+    shape = (15, 15)
+    coords = torch.cat([random_coords(n, 1, shape, seed=i) + torch.tensor([i, 0, 0])
+                        for i, n in enumerate(counts)])
+    plan = build_plan(coords, len(counts), shape, (5, 5), 8)
+    q, k, v = qkv(coords.shape[0], 8, seed=len(counts))
+    masked = False
+    for order in ORDERS:
+        lay = plan.layout(order)
+        masked |= lay.key_mask is not None
+        slots = slot_attention(q[lay.gather], k[lay.gather], v[lay.gather], lay.num_groups,
+                               lay.group_size, lay.key_mask, 2)
+        assert slots.shape == (lay.num_slots, 8)
+        expected = _reference_attention(q, k, v, lay, 2)
+        assert torch.allclose(slots[lay.scatter], expected, atol=1e-12)
+        assert torch.allclose(group_attention(q, k, v, lay, 2), expected, atol=1e-12)
+    assert masked == any(0 < n < 8 for n in counts)
+    rows = torch.randn(coords.shape[0], 3, dtype=torch.float64)
+    for src, dst in zip(ORDERS, ORDERS[1:] + ORDERS[:1]):
+        in_src = rows[plan.layout(src).gather]
+        assert torch.equal(in_src[plan.transition(src, dst)], rows[plan.layout(dst).gather])
+    assert plan.transition("x", "y") is plan.transition("x", "y")  # cached per frame
+
+
+def test_slot_attention_rejects_bad_shapes() -> None:
+    q = torch.zeros(12, 4)
+    with pytest.raises(ValueError, match="3 groups of 5"):
+        slot_attention(q, q, q, 3, 5, None, 2)
+    with pytest.raises(ValueError, match="key_mask"):
+        slot_attention(q, q, q, 3, 4, torch.ones(4, 3, dtype=torch.bool), 2)
+    with pytest.raises(ValueError, match="num_heads"):
+        slot_attention(q, q, q, 3, 4, None, 3)
+    assert slot_attention(q[:0], q[:0], q[:0], 0, 4, None, 2).shape == (0, 4)
+
+
+def test_window_buckets_pad_per_size_bucket_and_attend_like_one_padding() -> None:
+    """SST's size buckets: every window lands in the bucket of its count, padded to the
+    bucket's bound (the last bucket: its fullest window); attention over the buckets equals
+    attention over windows all padded to the fullest (padding is masked either way)."""
+    shape, window = (30, 30), (6, 6)
+    coords = random_coords(500, 2, shape, seed=8)
+    buckets = window_buckets(coords, 2, shape, window, shift=True, bounds=(5, 10))
+    padded = window_partition(coords, 2, shape, window, shift=True)
+    win, _ = window_index(coords, shape, window, shift=True)
+    counts = torch.unique(win, return_counts=True)[1]
+    sizes = [b.group_size for b in buckets.buckets]  # each bucket's fullest window
+    small, middle, large = counts <= 5, (counts > 5) & (counts <= 10), counts > 10
+    assert sizes == [int(counts[small].max()), int(counts[middle].max()),
+                     int(counts.max())] and sizes[2] > 10
+    assert [b.num_groups for b in buckets.buckets] == [
+        int(small.sum()), int(middle.sum()), int(large.sum())]
+    assert buckets.num_groups == padded.num_groups and buckets.num_slots < padded.num_slots
+    slots = torch.cat([b.gather for b in buckets.buckets])
+    assert torch.equal(slots[buckets.scatter], torch.arange(500))
+    for b in buckets.buckets:
+        windows = win[b.gather].view(b.num_groups, b.group_size)
+        assert bool((windows == windows[:, :1]).all()), "a padded window mixes windows"
+    q, k, v = qkv(500, 6, seed=3)
+    outs = [slot_attention(q[b.gather], k[b.gather], v[b.gather], b.num_groups, b.group_size,
+                           b.key_mask, 3) for b in buckets.buckets]
+    assert torch.allclose(torch.cat(outs)[buckets.scatter], group_attention(q, k, v, padded, 3),
+                          atol=1e-12)
+    assert window_buckets(coords[:0], 2, shape, window).num_slots == 0
+    with pytest.raises(ValueError, match="increasing"):
+        window_buckets(coords, 2, shape, window, bounds=(10, 5))
 
 
 TRITON_CHILD = r'''

@@ -34,18 +34,22 @@ def test_quick_run_measures_three_backbones(tmp_path: Path) -> None:
     figures = bench.run(args)
     (result,) = figures["results"]
     rows = result["rows"]
-    assert set(rows) == {"flatformer", "sst", "sparse_encoder"}
+    assert set(rows) == {"flatformer", "sst", "sst_buckets", "sparse_encoder"}
     for row in rows.values():
         assert row["median_ms"] > 0 and row["bev_shape"] == [1, 256, 180, 180]  # drop-in shape
+        assert row["cpu_median_ms"] > 0
         assert row["tensor_mb"] > 0
     assert result["input"]["voxels"] == 300 and result["layout"]["pillars"] <= 300
     assert result["layout"]["sst_slots_per_pillar"] >= 1.0
+    assert 1.0 <= result["layout"]["sst_buckets_slots_per_pillar"] <= result["layout"][
+        "sst_slots_per_pillar"]
     speedups = {t["target"]: t for t in result["targets"]}
     sst = speedups["flatformer vs padded windows (SST)"]
     assert sst["speedup"] == pytest.approx(rows["sst"]["median_ms"] / rows["flatformer"]["median_ms"])
     assert sst["status"] == ("PASS" if sst["speedup"] >= 3 else "MISS")
     report = bench.markdown(figures)
     assert "| flatformer |" in report and "| sparse_encoder |" in report and "## Notes" in report
+    assert "| sst_buckets |" in report and "SST with size buckets" in report
     saved = json.loads(write_json(tmp_path / "f.json", figures).read_text())
     assert saved["settings"]["repeats"] == 2 and saved["settings"]["backbone"]["bev_stride"] == 8
 
@@ -65,8 +69,8 @@ def test_markdown_reports_targets_and_missing_memory() -> None:
                      "targets": [{"target": "flatformer vs padded windows (SST)", "speedup": 4.0,
                                   "minimum": 3.0, "status": "PASS"}]}]}
     report = bench.markdown(figures)
-    assert "| flatformer | 10.0 | 1.0 | n/a | 2.0 | 1 x 8 x 4 x 4 |" in report
-    assert "| flatformer vs padded windows (SST) | 4.00x | >= 3x | PASS |" in report
+    assert "| flatformer | 10.0 | 1.0 | n/a | n/a | 2.0 | 1 x 8 x 4 x 4 |" in report
+    assert "| flatformer vs padded windows (SST) | 4.00x | n/a | >= 3x | PASS |" in report
     assert "- a note" in report
 
 

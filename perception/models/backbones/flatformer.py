@@ -8,9 +8,17 @@ x)``).  The voxels' z layers collapse into pillars (:class:`.flatformer_blocks.P
 
 * :class:`FlatFormer`: ``depth`` blocks of four layers attending inside equal-size groups
   of ``group_size`` pillars of the serpentine orders ``x``, ``x_shift``, ``y``, ``y_shift``
-  (:mod:`perception_ops.flatten`); the four sorts are computed once per frame.
+  (:mod:`perception_ops.flatten`); the four sorts are computed once per frame.  Its
+  features stay in the slot order of the layer running (padding duplicates included):
+  one gather per layer moves them to the next layer's order (:meth:`FlattenPlan.transition`),
+  positional encodings are gathered once per order and reused by every block, and the
+  attention reads its equal-size groups as views (unmasked SDPA when every group is full).
+  ``keep_sorted=False`` (or the fused Triton attention on CUDA) runs the per-layer
+  gather / attend / scatter path instead; both compute the same outputs.
 * :class:`SSTWindowBackbone`: ``depth`` blocks of two layers (windows, half-window shifted
-  windows) attending inside equal-*shape* windows, each padded to the fullest window's count.
+  windows) attending inside equal-*shape* windows, each padded to the fullest window's count
+  or, with ``buckets=(30, 60)`` (SST's inference drop levels), to the fullest window of its
+  size bucket (windows fuller than every bound form the last bucket).
 
 ``window_shape`` is ``(wx, wy)`` in pillars (x first, as FlatFormer's and SST's configs).
 With ``sparse_shape=(41, 1440, 1440)``, ``bev_stride=8`` and ``out_channels=256`` the output
@@ -22,7 +30,9 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from perception_ops.flatten import ORDERS, GroupLayout, build_plan, scatter_to_bev, window_partition
+from perception_ops.flatten import (ORDERS, FlattenPlan, GroupLayout, WindowBuckets, build_plan,
+                                    scatter_to_bev, uses_triton, window_buckets,
+                                    window_partition)
 from perception_ops.flatten.plan import check_positive_pair
 
 from ...registry import MODELS
@@ -44,6 +54,9 @@ class _BEVTransformer(nn.Module):
         name = type(self).__name__
         if len(sparse_shape) != 3 or any(int(s) < 1 for s in sparse_shape):
             raise ValueError(f"{name}: sparse_shape must be (D, H, W) positive, got {sparse_shape}")
+        if max(int(s) for s in sparse_shape[1:]) > 2 ** 21:
+            raise ValueError(f"{name}: sparse_shape H and W must be <= 2 ** 21 (packed pillar "
+                             f"keys), got {sparse_shape}")
         for arg, value in (("in_channels", in_channels), ("bev_stride", bev_stride),
                            ("embed_dims", embed_dims), ("num_heads", num_heads), ("depth", depth)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -78,13 +91,19 @@ class _BEVTransformer(nn.Module):
         coors = check_inputs(type(self).__name__, self.in_channels, self.sparse_shape,
                              voxel_features, coors, batch_size)
         x, coords = self.embed(voxel_features, coors)
-        pe = self.pos(coords, x.dtype)
-        layouts = self.layouts(coords, int(batch_size))
+        x = self.encode(x, self.pos(coords, x.dtype), coords, int(batch_size))
+        x = self.out_proj(self.norm(x))
+        return scatter_to_bev(x, coords, int(batch_size), self.bev_shape, check_unique=False)
+
+    def encode(self, x: Tensor, pe: Tensor, coords: Tensor, batch_size: int) -> Tensor:
+        """Every block's layers on the pillar rows ``x (N, C)`` (positions ``pe``), each
+        layer gathering into its groups and scattering back (the layouts of a frame are
+        computed once)."""
+        layouts = self.layouts(coords, batch_size)
         for block in self.blocks:
             for layer, layout in zip(block, layouts):
                 x = layer(x, pe, layout)
-        x = self.out_proj(self.norm(x))
-        return scatter_to_bev(x, coords, int(batch_size), self.bev_shape, check_unique=False)
+        return x
 
 
 @MODELS.register_module()
@@ -92,10 +111,14 @@ class FlatFormer(_BEVTransformer):
     """Flattened window attention backbone (module doc); ``group_size`` pillars per group."""
 
     def __init__(self, in_channels: int, sparse_shape: Sequence[int], group_size: int = 69,
-                 attention_backend: str = "auto", **kwargs) -> None:
+                 attention_backend: str = "auto", keep_sorted: bool = True, **kwargs) -> None:
         if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
             raise ValueError(f"FlatFormer: group_size must be a positive int, got {group_size!r}")
+        if attention_backend not in ("auto", "torch", "triton"):
+            raise ValueError(f"FlatFormer: attention_backend must be 'auto', 'torch' or "
+                             f"'triton', got {attention_backend!r}")
         self.group_size, self.attention_backend = group_size, attention_backend
+        self.keep_sorted = bool(keep_sorted)
         super().__init__(in_channels, sparse_shape, **kwargs)
 
     def make_layer(self, dim: int, heads: int, ffn_ratio: float, dropout: float,
@@ -103,9 +126,35 @@ class FlatFormer(_BEVTransformer):
         return FlatAttentionLayer(dim, heads, ffn_ratio, dropout, activation,
                                   backend=self.attention_backend)
 
+    def plan(self, coords: Tensor, batch_size: int) -> FlattenPlan:
+        """The frame's four sorts and group padding (pillar coords ``(P, 3)``)."""
+        return build_plan(coords, batch_size, self.bev_shape, self.window_shape, self.group_size)
+
     def layouts(self, coords: Tensor, batch_size: int) -> list[GroupLayout]:
-        plan = build_plan(coords, batch_size, self.bev_shape, self.window_shape, self.group_size)
+        plan = self.plan(coords, batch_size)
         return [plan.layout(order) for order in ORDERS]
+
+    def encode(self, x: Tensor, pe: Tensor, coords: Tensor, batch_size: int) -> Tensor:
+        """The slot-order path (:meth:`sorted_layers`) unless ``keep_sorted`` is off or the
+        attention runs the fused Triton kernel (per-layer gathers, the base class)."""
+        if not self.keep_sorted or uses_triton(x, self.attention_backend):
+            return super().encode(x, pe, coords, batch_size)
+        return self.sorted_layers(x, pe, self.plan(coords, batch_size))
+
+    def sorted_layers(self, x: Tensor, pe: Tensor, plan: FlattenPlan) -> Tensor:
+        """Every block's layers on ``x (N, C)`` kept in slot order; returns ``(N, C)`` in
+        voxel order (each voxel from its primary slot of the last layer)."""
+        layouts = [plan.layout(order) for order in ORDERS]
+        pe_slots = [pe.index_select(0, layout.gather) for layout in layouts]  # once per order
+        steps = [i for _ in self.blocks for i in range(self.LAYERS_PER_BLOCK)]
+        xs = x.index_select(0, layouts[0].gather)
+        for j, i in enumerate(steps):
+            layer = self.blocks[j // self.LAYERS_PER_BLOCK][i]
+            xs = layer.forward_slots(xs, pe_slots[i], layouts[i])
+            index = (plan.transition(ORDERS[i], ORDERS[steps[j + 1]]) if j + 1 < len(steps)
+                     else layouts[i].scatter)
+            xs = xs.index_select(0, index)
+        return xs
 
 
 @MODELS.register_module()
@@ -114,10 +163,22 @@ class SSTWindowBackbone(_BEVTransformer):
 
     LAYERS_PER_BLOCK = 2
 
+    def __init__(self, in_channels: int, sparse_shape: Sequence[int],
+                 buckets: Sequence[int] | None = None, **kwargs) -> None:
+        self.buckets = None if buckets is None else tuple(int(b) for b in buckets)
+        if self.buckets is not None and (any(b < 1 for b in self.buckets)
+                                         or list(self.buckets) != sorted(set(self.buckets))):
+            raise ValueError(f"SSTWindowBackbone: buckets must be increasing positive ints, "
+                             f"got {buckets!r}")
+        super().__init__(in_channels, sparse_shape, **kwargs)
+
     def make_layer(self, dim: int, heads: int, ffn_ratio: float, dropout: float,
                    activation: str) -> _PreNormLayer:
         return PaddedWindowAttentionLayer(dim, heads, ffn_ratio, dropout, activation)
 
-    def layouts(self, coords: Tensor, batch_size: int) -> list[GroupLayout]:
+    def layouts(self, coords: Tensor, batch_size: int) -> list[GroupLayout | WindowBuckets]:
+        if self.buckets is not None:
+            return [window_buckets(coords, batch_size, self.bev_shape, self.window_shape, shift,
+                                   self.buckets) for shift in (False, True)]
         return [window_partition(coords, batch_size, self.bev_shape, self.window_shape, shift)
                 for shift in (False, True)]

@@ -8,9 +8,12 @@
   groups of a :class:`perception_ops.flatten.GroupLayout`: q / k / v are projected on the
   N voxel rows, then :func:`perception_ops.flatten.group_attention` gathers, attends
   (``scaled_dot_product_attention``, or the fused Triton kernel on CUDA) and scatters.
+  :meth:`FlatAttentionLayer.forward_slots` is the same layer on features already kept in
+  the groups' slot order (:func:`perception_ops.flatten.slot_attention`, no gathers).
 * :class:`PaddedWindowAttentionLayer`: SST's layer: the voxels are first copied into
   windows padded to the largest window, and the projections and attention run on that
-  padded tensor (what makes SST slow on uneven LiDAR density).
+  padded tensor (what makes SST slow on uneven LiDAR density); with size buckets (SST's
+  drop levels) each bucket's windows are padded to the bucket's fullest window instead.
 """
 from __future__ import annotations
 
@@ -20,9 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from perception_ops.flatten import GroupLayout, group_attention
-from perception_ops.voxelize import voxel_pooling
-from perception_ops.voxelize.cpu import pool_torch
+from perception_ops.flatten import GroupLayout, WindowBuckets, group_attention, slot_attention
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
@@ -33,7 +34,8 @@ class PillarEmbedding(nn.Module):
 
     Each voxel's features are extended by its normalised z index and its offset inside the
     pillar; the pillar's mean and max of those are embedded by Linear + LayerNorm + GELU.
-    Pooling the raw voxel rows first keeps the cost on the (fewer) pillars."""
+    Pooling the raw voxel rows first keeps the cost on the (fewer) pillars.  Coordinates
+    must stay below 2 ** 21 per axis (packed into one sort key)."""
 
     EXTRA = 3  # z / D, in-pillar x and y offsets
 
@@ -45,15 +47,30 @@ class PillarEmbedding(nn.Module):
 
     def forward(self, features: Tensor, coors: Tensor) -> tuple[Tensor, Tensor]:
         """``(pillar features (P, dim), pillar coords (P, 3) int64 (b, y, x))``."""
+        mean, peak, pillars = self.pool(features, coors)
+        return F.gelu(self.norm(self.linear(torch.cat([mean, peak], dim=1)))), pillars
+
+    def pool(self, features: Tensor, coors: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean and max ``(P, C_in + 3)`` of the extended voxel rows over each pillar, and the
+        pillars' ``(b, y, x)`` sorted lexicographically.  One sort of a packed int64 key,
+        then segment reductions over the sorted rows (same values as scatter pooling)."""
         coors = coors.long()
         s = self.bev_stride
         extra = torch.stack([(coors[:, 1] + 0.5) / self.depth_cells,
                              (coors[:, 3] % s + 0.5) / s, (coors[:, 2] % s + 0.5) / s], dim=1)
         x = torch.cat([features, extra.to(features.dtype)], dim=1)
-        pillars = torch.stack([coors[:, 0], coors[:, 2] // s, coors[:, 3] // s], dim=1)
-        mean, unique, inverse = voxel_pooling(x, pillars, "mean")
-        peak = pool_torch(x, inverse, inverse >= 0, mean.shape[0], "max")
-        return F.gelu(self.norm(self.linear(torch.cat([mean, peak], dim=1)))), unique
+        if x.shape[0] == 0:
+            empty = x.new_zeros((0, x.shape[1]))
+            return empty, empty, coors.new_zeros((0, 3))
+        key = (coors[:, 0] << 42) | ((coors[:, 2] // s) << 21) | (coors[:, 3] // s)
+        sorted_key, order = torch.sort(key, stable=True)  # deterministic sum order
+        unique, counts = torch.unique_consecutive(sorted_key, return_counts=True)
+        rows = x.index_select(0, order)
+        mean = torch.segment_reduce(rows, "mean", lengths=counts)
+        peak = torch.segment_reduce(rows, "max", lengths=counts)
+        mask = (1 << 21) - 1
+        pillars = torch.stack([unique >> 42, (unique >> 21) & mask, unique & mask], dim=1)
+        return mean, peak, pillars
 
 
 class SinePositionalEncoding2D(nn.Module):
@@ -69,11 +86,15 @@ class SinePositionalEncoding2D(nn.Module):
         quarter = self.dim // 4
         freq = self.temperature ** (-torch.arange(quarter, device=coords.device,
                                                   dtype=torch.float32) / max(quarter, 1))
-        parts = []
-        for axis in (2, 1):  # x, then y
-            angle = coords[:, axis, None].float() * freq[None, :]
-            parts += [angle.sin(), angle.cos()]
-        pe = torch.cat(parts, dim=1)
+        if coords.shape[0] == 0:
+            return torch.zeros((0, self.dim), dtype=dtype, device=coords.device)
+        # one (cells, dim / 2) table of sin | cos per cell index, read for x then y: the same
+        # values as evaluating every pillar, at the cost of the distinct indices only
+        cells = torch.arange(int(coords[:, 1:].max()) + 1, device=coords.device)
+        angle = cells[:, None].float() * freq[None, :]
+        table = torch.cat([angle.sin(), angle.cos()], dim=1)
+        pe = torch.cat([table.index_select(0, coords[:, 2]), table.index_select(0, coords[:, 1])],
+                       dim=1)
         return F.pad(pe, (0, self.dim - pe.shape[1])).to(dtype)
 
 
@@ -115,14 +136,33 @@ class FlatAttentionLayer(_PreNormLayer):
         out = group_attention(q, k, self.v(h), layout, self.num_heads, self.backend)
         return self.proj(out)
 
+    def forward_slots(self, xs: Tensor, pe_slots: Tensor, layout: GroupLayout) -> Tensor:
+        """:meth:`forward` on rows already in ``layout``'s slot order (``(G * g, C)``, padding
+        slots included; positions ``pe_slots`` in that order too): the attention reads its
+        groups as views, with no gather or scatter.  Row-wise parts (norms, projections,
+        FFN) also run on the ``G * g - N`` padding duplicates, whose rows are discarded."""
+        h = self.norm1(xs)
+        q, k = self.qk(h + pe_slots).chunk(2, dim=1)
+        out = slot_attention(q, k, self.v(h), layout.num_groups, layout.group_size,
+                             layout.key_mask, self.num_heads)
+        xs = xs + self.drop(self.proj(out))
+        return xs + self.drop(self.ffn(self.norm2(xs)))
+
 
 class PaddedWindowAttentionLayer(_PreNormLayer):
-    """SST's layer: copy into ``(windows, max count, C)``, project and attend there."""
+    """SST's layer: copy into ``(windows, max count, C)``, project and attend there; with
+    :class:`perception_ops.flatten.WindowBuckets`, once per size bucket (SST's drop levels)."""
 
-    def attend(self, h: Tensor, pe: Tensor, layout: GroupLayout) -> Tensor:
-        windows, size, c = layout.num_groups, layout.group_size, h.shape[1]
+    def attend(self, h: Tensor, pe: Tensor, layout: GroupLayout | WindowBuckets) -> Tensor:
         if h.shape[0] == 0:
             return h.new_zeros(h.shape)
+        buckets = layout.buckets if isinstance(layout, WindowBuckets) else (layout,)
+        outs = [self.attend_windows(h, pe, bucket) for bucket in buckets]
+        return (outs[0] if len(outs) == 1 else torch.cat(outs)).index_select(0, layout.scatter)
+
+    def attend_windows(self, h: Tensor, pe: Tensor, layout: GroupLayout) -> Tensor:
+        """``(windows * size, C)`` outputs of every slot of ``layout``'s padded windows."""
+        windows, size, c = layout.num_groups, layout.group_size, h.shape[1]
         hw = h.index_select(0, layout.gather).view(windows, size, c)
         pw = pe.index_select(0, layout.gather).view(windows, size, c)
         q, k = self.qk(hw + pw).chunk(2, dim=2)
@@ -132,8 +172,7 @@ class PaddedWindowAttentionLayer(_PreNormLayer):
 
         mask = None if layout.key_mask is None else layout.key_mask[:, None, None, :]
         out = F.scaled_dot_product_attention(heads(q), heads(k), heads(self.v(hw)), attn_mask=mask)
-        out = self.proj(out.transpose(1, 2).reshape(windows * size, c))
-        return out.index_select(0, layout.scatter)
+        return self.proj(out.transpose(1, 2).reshape(windows * size, c))
 
 
 def check_inputs(name: str, in_channels: int, sparse_shape: Sequence[int], features: Tensor,
