@@ -48,8 +48,12 @@ db_sampler = dict(
                                            traffic_cone=5, barrier=5, motorcycle=5, bicycle=5,
                                            pedestrian=5)),
     classes=class_names,
-    sample_groups=dict(car=2, truck=3, construction_vehicle=7, bus=4, trailer=6, barrier=2,
-                       motorcycle=6, bicycle=6, pedestrian=2, traffic_cone=2))
+    # Target counts per frame after pasting (ObjectSample pastes target - existing): the
+    # synthetic frames already hold ~12 cars, so nuScenes' car=2 would never paste a car.
+    # These counts (16 cars, 8 pedestrians, ...) raised NDS 0.512 -> 0.562 and car AP
+    # 0.599 -> 0.625 in the same 80 epochs (README, "Does it learn?").
+    sample_groups=dict(car=16, truck=4, construction_vehicle=7, bus=4, trailer=6, barrier=4,
+                       motorcycle=6, bicycle=6, pedestrian=8, traffic_cone=4))
 train_pipeline = [
     dict(type="ObjectSample", db_sampler=db_sampler),
     dict(type="GlobalRotScaleTrans", rot_range=[-0.3925, 0.3925], scale_ratio_range=[0.95, 1.05],
