@@ -11,6 +11,10 @@ from .planner_stage import PLANNER_NAMES
 SOURCES = ("synthetic", "rosbridge", "bag", "nuscenes", "av2")
 DEMO_CONFIG = Path("configs/centerpoint/centerpoint_tiny_synthetic_demo.py")
 DEMO_WORK_DIR = Path("work_dirs/demo/centerpoint_tiny")
+# Checked in this order: the full tiny run (80 epochs, `python tools/train.py
+# configs/centerpoint/centerpoint_tiny_synthetic.py`) is far stronger than `make demo`'s short
+# run; both train the same model, so either loads with the demo config.
+CHECKPOINT_WORK_DIRS = (Path("work_dirs/centerpoint_tiny_synthetic"), DEMO_WORK_DIR)
 STR_CONFIG = Path("configs/str/str_small_synthetic.py")
 
 
@@ -26,16 +30,25 @@ def host_port(text: str, default_port: int = 9090) -> tuple[str, int]:
     return parsed.hostname, port
 
 
-def default_checkpoint(repo_root: Path) -> Path:
-    """The checkpoint ``make demo`` writes: ``last_checkpoint``'s target, else the newest ``epoch_*.pth``."""
-    work_dir = repo_root / DEMO_WORK_DIR
+def _work_dir_checkpoint(work_dir: Path) -> Path | None:
+    """``last_checkpoint``'s target in ``work_dir``, else its newest ``epoch_*.pth``, else None."""
     pointer = work_dir / "last_checkpoint"
     if pointer.is_file():
         target = Path(pointer.read_text().strip())
         if target.is_file():
             return target
     epochs = sorted(work_dir.glob("epoch_*.pth"), key=lambda p: int(p.stem.split("_")[-1]))
-    return epochs[-1] if epochs else work_dir / "epoch_*.pth"
+    return epochs[-1] if epochs else None
+
+
+def default_checkpoint(repo_root: Path) -> Path:
+    """The first trained tiny CenterPoint found in :data:`CHECKPOINT_WORK_DIRS` (the full tiny
+    run, then ``make demo``'s); a ``.../epoch_*.pth`` pattern (for the error message) if none."""
+    for work_dir in CHECKPOINT_WORK_DIRS:
+        found = _work_dir_checkpoint(repo_root / work_dir)
+        if found is not None:
+            return found
+    return repo_root / DEMO_WORK_DIR / "epoch_*.pth"
 
 
 def build_parser(repo_root: Path, description: str = "") -> argparse.ArgumentParser:
@@ -58,7 +71,7 @@ def build_parser(repo_root: Path, description: str = "") -> argparse.ArgumentPar
     model = parser.add_argument_group("model stack")
     model.add_argument("--config", type=Path, default=repo_root / DEMO_CONFIG)
     model.add_argument("--checkpoint", type=Path, default=None,
-                       help=f"default: the checkpoint `make demo` writes under {DEMO_WORK_DIR}")
+                       help="default: the newest checkpoint under " + " or ".join(map(str, CHECKPOINT_WORK_DIRS)))
     model.add_argument("--allow-random-weights", action="store_true",
                        help="run with random weights when the checkpoint is missing (for plumbing tests)")
     model.add_argument("--score-threshold", type=float, default=0.2)

@@ -33,6 +33,20 @@ def test_options() -> None:
     assert default_checkpoint(Path("/nonexistent")).name == "epoch_*.pth"
 
 
+def test_default_checkpoint_prefers_the_full_tiny_run(tmp_path) -> None:
+    demo = tmp_path / "work_dirs/demo/centerpoint_tiny"
+    full = tmp_path / "work_dirs/centerpoint_tiny_synthetic"
+    demo.mkdir(parents=True)
+    (demo / "epoch_18.pth").write_bytes(b"x")
+    assert default_checkpoint(tmp_path) == demo / "epoch_18.pth"
+    full.mkdir(parents=True)
+    for epoch in (20, 80, 100):
+        (full / f"epoch_{epoch}.pth").write_bytes(b"x")
+    assert default_checkpoint(tmp_path) == full / "epoch_100.pth"  # numeric, not lexical order
+    (full / "last_checkpoint").write_text(str(full / "epoch_80.pth"))
+    assert default_checkpoint(tmp_path) == full / "epoch_80.pth"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_bounded_synthetic_run_serves_and_records(tmp_path, synthetic_root) -> None:
