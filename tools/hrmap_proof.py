@@ -3,7 +3,7 @@ historical raster map.
 
     python tools/hrmap_proof.py configs/hrmapnet/hrmapnet_maptr_tiny_synthetic.py CKPT \
         --work-dir work_dirs/hrmap_proof [--fusion max|probabilistic] [--threshold 0.3] \
-        [--increment 25 --decay 5] [--no-oracle]
+        [--increment 25 --decay 5] [--no-oracle] [--skip-trainmap]
 
 Protocols (each a fresh runner on the same checkpoint; VectorMapMetric on the val split):
 
@@ -24,6 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
@@ -41,8 +44,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=0.3, help="score above which predictions enter the map")
     parser.add_argument("--increment", type=int, default=25, help="probabilistic fusion: increment per hit")
     parser.add_argument("--decay", type=int, default=5, help="probabilistic fusion: decay per miss")
-    parser.add_argument("--train-ann-file", default="nuscenes_infos_train.pkl")
+    parser.add_argument("--train-ann-file", default=None,
+                        help="info file of the train drives (default: the test ann_file with 'val' -> 'train')")
     parser.add_argument("--no-oracle", action="store_true", help="skip the ground-truth-drawn map")
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="PNG: a val frame's ground truth and predictions without / with the second-pass map")
+    parser.add_argument("--figure-frames", type=int, nargs="+", default=[3, 8], help="val indices drawn")
+    parser.add_argument("--skip-trainmap", action="store_true",
+                        help="skip the protocol that first runs the model over the train drives (the slowest)")
     return parser.parse_args(argv)
 
 
@@ -53,6 +62,8 @@ class Proof:
         if not args.checkpoint.is_file():
             raise FileNotFoundError(f"no checkpoint at {args.checkpoint} (train the HRMapNet config first)")
         self.args = args
+        if args.train_ann_file is None:
+            args.train_ann_file = load_config(args.config).test_dataloader.dataset.ann_file.replace("val", "train")
         args.work_dir.mkdir(parents=True, exist_ok=True)
 
     def config(self, ann_file: str | None = None, enabled: bool = True) -> Any:
@@ -92,6 +103,53 @@ class Proof:
         return path
 
 
+def draw_figure(proof: Proof, map_path: Path, out: Path, frames: list[int]) -> None:
+    """Ground truth, predictions without the map and with the val drive's map (score >= 0.3)
+    for ``frames`` of the val split, one row each, and the map's crop as the background."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mmengine.dataset import pseudo_collate
+
+    runner = proof.runner("figure")
+    runner.load_checkpoint(str(proof.args.checkpoint))
+    model = runner.model.eval()
+    model.load_global_map(str(map_path))
+    dataset = runner.test_dataloader.dataset
+    colours = ("tab:red", "tab:green", "tab:blue")
+    x0, y0, x1, y1 = proof.config().map_range
+    panel = 3.2 / max(x1 - x0, y1 - y0)
+    size = (3 * (x1 - x0) * panel + 1.5, len(frames) * ((y1 - y0) * panel + 0.6))
+    fig, axes = plt.subplots(len(frames), 3, figsize=size, squeeze=False)
+    for row, index in enumerate(frames):
+        item = dataset[index]
+        outputs = {}
+        for enabled in (False, True):
+            model.bev_prior.enabled = enabled
+            with torch.no_grad():
+                outputs[enabled] = model.test_step(pseudo_collate([item]))[0]
+        points = item["inputs"]["points"].numpy()
+        gt = outputs[True].gt_map
+        panels = (("ground truth", gt), ("no map", outputs[False].pred_map),
+                  ("with the val-drive map", outputs[True].pred_map))
+        for col, (title, instances) in enumerate(panels):
+            ax = axes[row, col]
+            ax.scatter(points[:, 0], points[:, 1], s=0.05, c="0.8", rasterized=True)
+            keep_mask = np.ones(len(instances), bool) if instances.scores is None else instances.scores >= 0.3
+            for pts, label in zip(instances.points[keep_mask], instances.labels[keep_mask]):
+                ax.plot(pts[:, 0], pts[:, 1], "-", lw=1.5, color=colours[int(label) % 3])
+            ax.set_xlim(x0, x1)
+            ax.set_ylim(y0, y1)
+            ax.set_aspect("equal")
+            ax.set_title(f"frame {index}: {title}", fontsize=8)
+    fig.suptitle(f"HRMapNet ({proof.args.config.stem}): divider red, ped_crossing green, boundary blue",
+                 fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    print(f"wrote {out}")
+
+
 def keep(metrics: dict[str, Any]) -> dict[str, float]:
     return {key: round(float(value), 4) for key, value in metrics.items() if "mAP" in key or "AP_standard" in key}
 
@@ -103,17 +161,20 @@ def main(argv: list[str] | None = None) -> int:
     second = proof.runner("second")
     results["second/pass1"] = keep(second.test())
     results["second/pass2"] = keep(second.test())
-    results["train_drives_pass"] = keep(proof.runner("trainmap_build", ann_file=args.train_ann_file,
-                                                     enabled=False).test())
-    trainmap = proof.runner("trainmap", load_map=args.work_dir / "trainmap_build" / "hrmap_global_map.npz")
-    results["trainmap/pass1"] = keep(trainmap.test())
-    results["trainmap/pass2"] = keep(trainmap.test())
+    if not args.skip_trainmap:
+        results["train_drives_pass"] = keep(proof.runner("trainmap_build", ann_file=args.train_ann_file,
+                                                         enabled=False).test())
+        trainmap = proof.runner("trainmap", load_map=args.work_dir / "trainmap_build" / "hrmap_global_map.npz")
+        results["trainmap/pass1"] = keep(trainmap.test())
+        results["trainmap/pass2"] = keep(trainmap.test())
     if not args.no_oracle:
         results["gtmap/pass1"] = keep(proof.runner("gtmap", load_map=proof.oracle_map()).test())
     out = args.work_dir / f"results_{args.fusion}_{args.threshold}.json"
     out.write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
     print(f"wrote {out}")
+    if args.figure is not None:
+        draw_figure(proof, args.work_dir / "second" / "hrmap_global_map.npz", args.figure, args.figure_frames)
     return 0
 
 

@@ -5,7 +5,8 @@
 # = "gt"); at test time every val/test pass reads the map committed before it and adds its own
 # predictions at the end (HRMapPassHook: ranks merged, committed, saved to the work dir), so a
 # second pass over the same streets uses the first one's map.  Load a saved map for the first
-# pass with custom_hooks=[dict(type="HRMapPassHook", load_from="path/to/map.npz")].
+# pass with custom_hooks=[dict(type="HRMapPassHook", load_from="path/to/map.npz")].  The global map
+# is keyed by the frame's location, which PackDetInputs packs into the sample's metainfo.
 _base_ = ["../maptr/maptr_tiny_synthetic.py"]
 map_classes = ["divider", "ped_crossing", "boundary"]
 map_range = [-15.0, -30.0, 15.0, 30.0]
@@ -29,8 +30,7 @@ train_pipeline = [
     dict(type="PointsRangeFilter", point_cloud_range=point_cloud_range),
     dict(type="PointsSelectFeatures", features=point_features),
     map_gt,
-    dict(type="HRMapLocation"),
-    dict(type="PackDetInputs", meta_keys=("sample_idx", "aug", "location")),
+    dict(type="PackDetInputs"),  # it puts the frame's location into metainfo itself
 ]
 test_pipeline = train_pipeline
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -8,7 +8,12 @@ Output (the detector contract)::
 Camera pipelines put ``imgs`` (a tensor or a list of ``(3, H, W)`` arrays) in the pipeline dict
 and their matrices (``lidar2img``, ``cam2img``, ``lidar2cam``, ``img_aug_matrix``,
 ``lidar_aug_matrix``...) as entries named in ``meta_keys``; map pipelines put ``gt_bev_seg``
-and/or ``gt_map``, which land in the DetSample's fields of the same names.
+and/or ``gt_map``, which land in the DetSample's fields of the same names.  Packing is the last
+step that sees both the ground truth and the augmentation record, so it checks that neither map
+target was drawn before a later geometric augmentation (:func:`.map_gt.check_map_gt_current`,
+:func:`.bev_seg.check_bev_seg_consistent`: a stale target raises).  The frame's map location
+(``results["location"]`` or ``frame.location``) goes into ``metainfo["location"]`` (HRMapNet keys
+its global map by it).
 
 mmengine's ``pseudo_collate`` then batches it into lists.
 """
@@ -22,6 +27,8 @@ import torch
 
 from ..registry import TRANSFORMS
 from ..structures import DetSample, Frame
+from .bev_seg import check_bev_seg_consistent
+from .map_gt import check_map_gt_current
 
 
 @TRANSFORMS.register_module()
@@ -32,7 +39,9 @@ class PackDetInputs:
     it; it costs nothing and helps debugging).  ``metainfo`` holds the entries of
     ``meta_keys`` found in the pipeline dict (``aug`` is the record of the augmentations,
     ``sample_idx`` the dataset index) plus the frame's ``point_features``, ``lidar_path``,
-    ``lidar2ego`` and ``ego2global``.
+    ``lidar2ego``, ``ego2global`` and ``location`` (when known; module doc).  A ``gt_map`` or
+    ``gt_bev_seg`` drawn before the last geometric augmentation raises
+    :class:`~.map_gt.MapGTStaleError` / :class:`~.bev_seg_raster.BEVSegAugmentationError`.
     """
 
     def __init__(self, meta_keys: Sequence[str] = ("sample_idx", "aug")) -> None:
@@ -43,9 +52,14 @@ class PackDetInputs:
         if not isinstance(frame, Frame):
             raise KeyError(f"PackDetInputs: the pipeline dict needs a 'frame' (a Frame), got keys {sorted(results)}"
                            + ("" if frame is None else f" with 'frame' of type {type(frame).__name__}"))
+        check_map_gt_current(results)
+        check_bev_seg_consistent(results)
         metainfo: dict[str, Any] = {key: results[key] for key in self.meta_keys if key in results}
         metainfo.update(point_features=frame.point_features, lidar_path=frame.lidar_path,
                         lidar2ego=frame.lidar2ego.copy(), ego2global=frame.ego2global.copy())
+        location = metainfo.get("location") or results.get("location") or getattr(frame, "location", "")
+        if location:
+            metainfo["location"] = str(location)
         sample = DetSample(
             token=frame.token,
             class_names=frame.class_names,

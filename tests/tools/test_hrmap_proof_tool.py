@@ -36,3 +36,14 @@ def test_protocol_configs_switch_the_prior_and_fusion(tmp_path):
     assert (on.model.bev_prior.global_map.increment, on.model.bev_prior.global_map.decay) == (40, 20)
     assert on.model.bev_prior.update_score_threshold == 0.5
     assert off.test_dataloader.dataset.ann_file == "nuscenes_infos_train.pkl"
+
+
+def test_train_drives_default_to_the_configs_train_split_and_options_parse(tmp_path):
+    tool = load_tool()
+    checkpoint = tmp_path / "fake.pth"
+    checkpoint.write_bytes(b"")
+    args = tool.parse_args([str(CONFIG), str(checkpoint), "--work-dir", str(tmp_path), "--skip-trainmap",
+                            "--figure", str(tmp_path / "f.png"), "--figure-frames", "3"])
+    tool.Proof(args)
+    assert args.train_ann_file == "nuscenes_infos_train.pkl"  # the config's val ann_file, "val" -> "train"
+    assert args.skip_trainmap and args.figure == tmp_path / "f.png" and args.figure_frames == [3]

@@ -12,6 +12,10 @@ Optional inputs (e.g. HRMapNet's historical-map prior) for the first ``num_queri
 * ``ref_init`` ``(B, num_queries, num_points, 2)``: initial reference points in ``[0, 1]`` of
   ``map_range`` (x, y), replacing the learned initial ones.
 
+Auxiliary BEV segmentation (``aux_seg=dict(weight=w, half_width=m)``, MapTRv2's dense loss,
+:mod:`.aux_seg`): a conv branch on the input BEV predicts the rasterized ground truth
+(``loss_seg``), training only.
+
 One-to-many auxiliary matching (``one_to_many=dict(num_queries=N, repeat=K, weight=w)``) adds
 ``N`` training-only queries matched against the ground truth repeated ``K`` times; an attention
 mask keeps the two groups from seeing each other, and inference uses only the first group.
@@ -26,6 +30,7 @@ from torch import Tensor, nn
 
 from ...structures.det_sample import DetSample
 from ...structures.map_instances import MapInstances
+from .aux_seg import MapAuxSegmentation
 from .geometry import check_range, denormalize
 from .losses import map_losses
 from .matching import PermutationHungarianMatcher
@@ -50,7 +55,8 @@ class BaseMapHead(nn.Module):
                  num_heads: int = 8, num_samples: int = 4, ffn_dims: int = 512, dropout: float = 0.1,
                  loss_weights: dict[str, float] | None = None, matcher: dict[str, float] | None = None,
                  focal_alpha: float = 0.25, focal_gamma: float = 2.0, aux_loss: bool = True,
-                 one_to_many: dict[str, Any] | None = None, train_cfg: dict | None = None,
+                 one_to_many: dict[str, Any] | None = None, aux_seg: dict[str, Any] | None = None,
+                 train_cfg: dict | None = None,
                  test_cfg: dict | None = None) -> None:
         super().__init__()
         self.map_range = check_range(map_range, "map_range")
@@ -80,6 +86,8 @@ class BaseMapHead(nn.Module):
         self.input_proj = nn.Sequential(nn.Conv2d(in_channels, embed_dims, 1),
                                         nn.GroupNorm(min(32, embed_dims // 4) or 1, embed_dims))
         self.in_channels = in_channels
+        self.aux_seg = None if not aux_seg else MapAuxSegmentation(in_channels, self.num_classes, self.bev_range,
+                                                                    **aux_seg)
 
     # -- subclass hook ---------------------------------------------------------------------
     def decode(self, value: Tensor, query_init: Tensor | None, ref_init: Tensor | None,
@@ -150,7 +158,8 @@ class BaseMapHead(nn.Module):
     def loss(self, bev: Tensor, samples: Sequence[DetSample], query_init: Tensor | None = None,
              ref_init: Tensor | None = None) -> dict[str, Tensor]:
         """Losses of the last layer (``loss_cls``, ``loss_pts``, ``loss_dir``), of the earlier
-        layers (``d{i}.loss_*``) and of the one-to-many group (``o2m.d{i}.loss_*``)."""
+        layers (``d{i}.loss_*``), of the one-to-many group (``o2m.d{i}.loss_*``) and the
+        auxiliary segmentation (``loss_seg``)."""
         outputs = self(bev, query_init, ref_init)
         targets = samples_to_targets(samples, self.class_names, self.num_points, self.map_range, bev.device)
         layers = range(len(outputs["cls"])) if self.aux_loss else [len(outputs["cls"]) - 1]
@@ -166,6 +175,8 @@ class BaseMapHead(nn.Module):
                 repeated = [t.repeat(int(self.one_to_many["repeat"])) for t in targets]
                 for key, value in self._layer_losses(cls[:, q:], pts[:, q:], repeated).items():
                     losses[f"o2m.{prefix}{key}"] = value * float(self.one_to_many["weight"])
+        if self.aux_seg is not None:
+            losses.update(self.aux_seg.loss(bev, samples, self.class_names))
         return losses
 
     # -- inference -------------------------------------------------------------------------

@@ -41,12 +41,13 @@ class HRMapLocationError(KeyError):
 
 
 def sample_location(sample: DetSample, key: str) -> str:
-    """The global-map key of ``sample``: ``metainfo[key]`` (see :class:`~.hrmap_transforms.HRMapLocation`)."""
+    """The global-map key of ``sample``: ``metainfo[key]`` (``PackDetInputs`` packs the frame's location)."""
     location = sample.metainfo.get(key)
     if not location:
         raise HRMapLocationError(
-            f"sample {sample.token}: metainfo has no {key!r} to key the HRMapNet global map; add "
-            f"dict(type='HRMapLocation') to the pipeline and {key!r} to PackDetInputs(meta_keys=...)")
+            f"sample {sample.token}: metainfo has no {key!r} to key the HRMapNet global map; PackDetInputs "
+            f"copies the frame's location there, so the dataset gave the frame none (add "
+            f"dict(type='HRMapLocation', fallback='my-town') before PackDetInputs to name one)")
     return str(location)
 
 

@@ -13,7 +13,9 @@ from perception.config import load_config
 from perception.models.map.hrmap_detector import HRMapNetDetector, HRMapPassHook, default_reference_points
 from perception.models.map.hrmap_transforms import HRMapLocation
 from perception.registry import MODELS
+from perception.structures import Frame
 from perception.structures.det_sample import DetSample
+from perception.transforms import PackDetInputs
 from perception.structures.geometry import make_transform, yaw_matrix
 from perception.structures.map_instances import MapInstances
 
@@ -99,8 +101,12 @@ def test_config_wires_the_location_into_the_samples() -> None:
     cfg = load_config(CONFIG)
     pipeline = cfg.test_dataloader.dataset.pipeline
     names = [step["type"] for step in pipeline]
-    assert names.index("HRMapLocation") < names.index("PackDetInputs")
-    assert "location" in pipeline[names.index("PackDetInputs")]["meta_keys"]
+    assert "HRMapLocation" not in names and names[-1] == "PackDetInputs"  # it packs the location itself
+    frame = Frame(token="t", timestamp=0.0, dataset="d", points=np.zeros((1, 4), np.float32),
+                  point_features=("x", "y", "z", "intensity"), lidar2ego=np.eye(4), ego2global=np.eye(4),
+                  class_names=("car",), location="pittsburgh")
+    packed = PackDetInputs()({"frame": frame})
+    assert packed["data_samples"].metainfo["location"] == "pittsburgh"
     assert cfg.test_dataloader.sampler.round_up is False
     assert any(h["type"] == "HRMapPassHook" for h in cfg.custom_hooks)
     results = HRMapLocation()({"frame": SimpleNamespace(location="boston-seaport", token="t")})
