@@ -1,11 +1,15 @@
 # BEVFusion BEV map segmentation, camera + LiDAR, on the generated synthetic world: the LiDAR-only
 # tiny seg config (same LiDAR branch, decoder, head, data and budget) plus a camera branch: six
-# 88x224 images (800x450 frames scaled 0.28, bottom crop: the ground) -> ResNet-18 ->
-# GeneralizedLSSFPN (64 ch, stride 8: 11 x 28) -> depth-aware LSS (49 bins of 1 m over [1, 50) m,
-# 0.8 m cells, stride-2 convs to 1.6 m: the LiDAR grid) -> ConvFuser with the LiDAR BEV map.
+# 88x288 images (800x450 frames scaled 0.36, bottom crop: the ground below the horizon, which is
+# all a map class can be) -> ResNet-18 stages 1-3 -> GeneralizedLSSFPN (64 ch, stride 4: 22 x 72,
+# so ~20 feature rows see the ground instead of ~7 at stride 8) -> depth-aware LSS (49 bins of 1 m
+# over [1, 50) m, 0.8 m cells, stride-2 convs to 1.6 m: the LiDAR grid) -> ConvFuser with the
+# LiDAR BEV map.
 _base_ = ["./bevfusion_seg_lidar_tiny_synthetic.py"]
-image_size = [88, 224]
-feature_size = [11, 28]
+image_size = [88, 288]
+feature_size = [22, 72]
+resize_train = [0.34, 0.38]
+resize_test = [0.36, 0.36]
 camera_channels = 64
 lidar_channels = 128
 fused_channels = 128
@@ -16,8 +20,9 @@ camera_vtransform = dict(
     zbound=[-10.0, 10.0, 20.0], downsample=2, depth_channels=32)
 model = dict(
     encoders=dict(camera=dict(
-        backbone=dict(type="ResNet", depth=18, out_indices=[1, 2, 3], norm_eval=False),
-        neck=dict(type="GeneralizedLSSFPN", in_channels=[128, 256, 512], out_channels=64, num_outs=2),
+        backbone=dict(type="ResNet", depth=18, num_stages=3, strides=[1, 2, 2], out_indices=[0, 1, 2],
+                      norm_eval=False),
+        neck=dict(type="GeneralizedLSSFPN", in_channels=[64, 128, 256], out_channels=64, num_outs=2),
         vtransform=camera_vtransform)),
     fuser=dict(type="ConvFuser", in_channels=[camera_channels, lidar_channels], out_channels=fused_channels),
     decoder=dict(backbone=dict(in_channels=fused_channels)),
@@ -34,7 +39,7 @@ meta_keys = ("sample_idx", "aug", "bev_seg_aug_matrix", "img_aug", "lidar2img", 
              "img_aug_matrix", "lidar_aug_matrix")
 train_pipeline = [
     dict(type="LoadMultiViewImages"),
-    dict(type="ImageAug3D", final_dim=image_size, resize_lim=[0.26, 0.30], bot_pct_lim=[0.0, 0.0],
+    dict(type="ImageAug3D", final_dim=image_size, resize_lim=resize_train, bot_pct_lim=[0.0, 0.0],
          rot_lim=[-5.4, 5.4], rand_flip=True, is_train=True),
     dict(type="ImageNormalize"),
     dict(type="GlobalRotScaleTrans", rot_range=[-0.3925, 0.3925], scale_ratio_range=[0.95, 1.05],
@@ -49,7 +54,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type="LoadMultiViewImages"),
-    dict(type="ImageAug3D", final_dim=image_size, resize_lim=[0.28, 0.28], bot_pct_lim=[0.0, 0.0]),
+    dict(type="ImageAug3D", final_dim=image_size, resize_lim=resize_test, bot_pct_lim=[0.0, 0.0]),
     dict(type="ImageNormalize"),
     bev_seg_target,
     dict(type="PointsRangeFilter", point_cloud_range=point_cloud_range),

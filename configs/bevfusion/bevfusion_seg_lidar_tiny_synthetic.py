@@ -68,7 +68,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type="BEVSegMetric", classes=map_classes)
 test_evaluator = val_evaluator
 lr = 2e-3
-max_epochs = 8
+max_epochs = 16
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [
     dict(type="OneCycleLR", eta_max=lr, pct_start=0.3, div_factor=10, final_div_factor=1e3,

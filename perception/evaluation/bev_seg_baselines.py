@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
-from ..transforms.bev_seg_raster import BEV_SEG_CLASSES
+from ..structures.bev_seg_classes import BEV_SEG_CLASSES
 from .bev_seg_metric import BEVFUSION_THRESHOLDS, confusion_counts, scores_from_counts
 
 

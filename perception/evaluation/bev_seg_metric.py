@@ -17,7 +17,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 
 from ..registry import METRICS
-from ..transforms.bev_seg_raster import BEV_SEG_CLASSES
+from ..structures.bev_seg_classes import BEV_SEG_CLASSES
 
 BEVFUSION_THRESHOLDS: tuple[float, ...] = (0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65)
 """Probability thresholds of BEVFusion's map-segmentation evaluation."""

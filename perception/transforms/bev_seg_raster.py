@@ -24,11 +24,9 @@ from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
+from ..structures.bev_seg_classes import BEV_SEG_CLASSES  # noqa: F401  (re-exported: its old home)
 from ..structures.geometry import BEVGrid, yaw_of_rotation
 
-BEV_SEG_CLASSES: tuple[str, ...] = ("drivable_area", "ped_crossing", "walkway", "stop_line",
-                                    "carpark_area", "divider")
-"""BEVFusion's map-segmentation classes, in its channel order."""
 
 DEFAULT_CLASS_LAYERS: Mapping[str, tuple[str, ...]] = {
     "drivable_area": ("road_segment", "lane"),

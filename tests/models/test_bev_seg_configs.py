@@ -110,3 +110,23 @@ def test_tiny_config_trains_predicts_and_scores(modality: str, tiny_synthetic_ro
     metric.process({}, outputs)
     scores = metric.compute_metrics(metric.results)
     assert 0.0 <= scores["mIoU"] <= 1.0 and "divider/iou@0.35" in scores
+
+
+def test_tiny_configs_share_budget_and_camera() -> None:
+    """The three tiny configs differ only in their encoders: same decoder neck, head, data,
+    schedule; the camera-only and fusion models read the same images at the same stride."""
+    cfgs = {m: load_config(CONFIG_DIR / f"bevfusion_seg_{m}_tiny_synthetic.py") for m in TINY}
+    lidar = cfgs["lidar"]
+    for modality, cfg in cfgs.items():
+        assert cfg.max_epochs == lidar.max_epochs and cfg.param_scheduler == lidar.param_scheduler, modality
+        assert cfg.train_dataloader.batch_size == lidar.train_dataloader.batch_size, modality
+        assert cfg.model.heads == lidar.model.heads and cfg.model.decoder.neck == lidar.model.decoder.neck, modality
+        assert cfg.train_dataloader.dataset.ann_file == lidar.train_dataloader.dataset.ann_file, modality
+    cams = [cfgs[m].model.encoders.camera for m in ("camera", "fusion")]
+    assert cams[0].backbone == cams[1].backbone and cams[0].neck == cams[1].neck
+    for cam, cfg in zip(cams, (cfgs["camera"], cfgs["fusion"])):
+        aug = [s for s in _steps(cfg, "train_dataloader") if s["type"] == "ImageAug3D"][0]
+        assert list(cam.vtransform.image_size) == list(aug["final_dim"])
+        stride = 2 ** (cam.backbone.out_indices[0] + 2)  # ResNet stage i: stride 2**(i+2)
+        assert [s * stride for s in cam.vtransform.feature_size] == list(cam.vtransform.image_size)
+    assert cams[1].vtransform.type == "DepthLSSTransform" and cams[0].vtransform.type == "LSSTransform"

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ...structures.det_sample import DetSample
 from ...structures.geometry import BEVGrid
-from ...transforms.bev_seg_raster import BEV_SEG_CLASSES
+from ...structures.bev_seg_classes import BEV_SEG_CLASSES
 from .separate_head import ConvModule2d
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from perception.evaluation.bev_seg_figure import SEG_COLORS, paint, save_bev_seg_figure
-from perception.transforms.bev_seg_raster import BEV_SEG_CLASSES
+from perception.visualization.bev_seg_figure import SEG_COLORS, paint, save_bev_seg_figure
+from perception.structures.bev_seg_classes import BEV_SEG_CLASSES
 
 
 def test_paint_orders_lines_over_areas() -> None:
