@@ -14,7 +14,8 @@ from mmengine.registry import Registry
 SCOPE = "perception"
 
 MODELS = Registry("model", parent=MMENGINE_MODELS, scope=SCOPE, locations=["perception.models"])
-DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope=SCOPE, locations=["perception.datasets"])
+DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope=SCOPE,
+                    locations=["perception.datasets", "perception.planning.motion_dataset"])
 TRANSFORMS = Registry(
     "transform", parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=["perception.transforms"]
 )

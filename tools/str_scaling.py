@@ -59,6 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training windows: steps before the scenarios' 'now'")
     parser.add_argument("--val-offsets", type=int, nargs="+", default=[0, -10, -20])
     parser.add_argument("--max-scenarios", type=int, default=0)
+    parser.add_argument("--ego-repeat", type=int, default=1,
+                        help="list each training ego target this many times (STR and the MLP planner alike)")
+    parser.add_argument("--mlp-epochs", type=int, default=60, help="epochs of the MLP planner baseline")
+    parser.add_argument("--ego-fraction", type=float, default=0.0,
+                        help="share of each STR training batch drawn from the ego targets (0: plain epochs)")
+    parser.add_argument("--save-checkpoints", action="store_true",
+                        help="write <work-dir>/str_<size>.pth (mmengine-style state_dict) for STRPlanner.from_config")
     parser.add_argument("--workers", type=int, default=1, help="processes encoding targets")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
@@ -76,7 +83,8 @@ def _at(scene: Any, now: int, ego: Any = None) -> Any:
     return dataclasses.replace(scene, current_index=now, ego=ego, agents=agents, focal_track_ids=[])
 
 
-def baseline_predictions(train: FeatureBank, val: FeatureBank, progress: bool = True) -> dict[str, Any]:
+def baseline_predictions(train: FeatureBank, val: FeatureBank, progress: bool = True, mlp_epochs: int = 60
+                         ) -> dict[str, Any]:
     """Local-frame validation predictions of constant velocity (all targets) and the MLP planner
     (ego targets; trained on every training target as if it were the ego)."""
     from perception.planning.baselines import ConstantVelocityPlanner, ConstantVelocityPredictor, MLPPlanner
@@ -97,7 +105,7 @@ def baseline_predictions(train: FeatureBank, val: FeatureBank, progress: bool = 
     as_ego = [_at(train.scenes[s], now, train.scenes[s].ego if t == train.scenes[s].ego.track_id
                   else train.scenes[s].agent(t)) for s, t, now in train.index]
     started = time.time()
-    losses = planner.fit(as_ego, epochs=60, progress=progress)
+    losses = planner.fit(as_ego, epochs=mlp_epochs, progress=progress)
     for row, (scene_index, track_id, now) in enumerate(val.index):
         scene = val.scenes[scene_index]
         if track_id == scene.ego.track_id:
@@ -105,19 +113,28 @@ def baseline_predictions(train: FeatureBank, val: FeatureBank, progress: bool = 
             mlp_rows.append((row, to_local_xy(plan, scene.ego.states[now, :3])))
     return dict(cv=np.stack(cv), mlp_rows=[r for r, _ in mlp_rows], mlp=np.stack([p for _, p in mlp_rows]),
                 mlp_train_loss=losses[-1], mlp_fit_seconds=time.time() - started,
-                mlp_params=sum(p.numel() for p in planner.parameters()), mlp_train_targets=len(as_ego))
+                mlp_params=sum(p.numel() for p in planner.parameters()), mlp_train_targets=len(as_ego),
+                mlp_epochs=mlp_epochs)
 
 
 def prepare(args: argparse.Namespace) -> Path:
     from perception.planning.motion_dataset import MotionForecastingDataset
 
     common = dict(targets=("ego", "scored"), feature_cfg=FEATURES, max_scenarios=args.max_scenarios)
-    train_ds = MotionForecastingDataset(str(args.data_root), "train", now_offsets=args.train_offsets, **common)
+    train_ds = MotionForecastingDataset(str(args.data_root), "train", now_offsets=args.train_offsets,
+                                        ego_repeat=args.ego_repeat, **common)
     val_ds = MotionForecastingDataset(str(args.data_root), "val", now_offsets=args.val_offsets, **common)
     train, val = FeatureBank.from_dataset(train_ds), FeatureBank.from_dataset(val_ds)
     print(f"prepare: {len(train.index)} training targets in {len(train.scenes)} scenarios, "
           f"{len(val.index)} validation targets in {len(val.scenes)}")
-    bank = dict(train=train, val=val, baselines=baseline_predictions(train, val))
+    bank = dict(train=train, val=val, baselines=baseline_predictions(train, val, mlp_epochs=args.mlp_epochs))
+    tensors = val.encode()
+    gt, valid = tensors["future"][..., :2].numpy(), tensors["future_valid"].numpy()
+    is_ego, base = tensors["is_ego"].numpy() > 0.5, bank["baselines"]
+    rows = np.asarray(base["mlp_rows"])
+    base["mlp_metrics"] = _metrics(gt, valid, is_ego, base["mlp"][:, None], np.ones((len(rows), 1)), rows)
+    print(f"MLP planner ({base['mlp_epochs']} epochs on {base['mlp_train_targets']} targets, "
+          f"{base['mlp_fit_seconds']:.0f} s): " + ", ".join(f"{k} {v:.3f}" for k, v in base["mlp_metrics"].items()))
     args.work_dir.mkdir(parents=True, exist_ok=True)
     path = args.work_dir / "bank.pkl"
     with open(path, "wb") as stream:
@@ -150,8 +167,13 @@ def train(args: argparse.Namespace) -> Path:
         params = sum(p.numel() for p in model.parameters())
         started = time.time()
         fit = train_for_tokens(model, tensors["train"], int(args.tokens), args.batch_size, args.lr, seed=args.seed,
-                               device=args.device, progress=True)
+                               device=args.device, progress=True, ego_fraction=args.ego_fraction)
         seconds = time.time() - started
+        if args.save_checkpoints:
+            args.work_dir.mkdir(parents=True, exist_ok=True)
+            torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                        "meta": dict(size=size, tokens=int(args.tokens), ego_fraction=args.ego_fraction)},
+                       args.work_dir / f"str_{size}.pth")
         val_loss = evaluate_loss(model, tensors["val"], device=args.device, seed=args.seed)
         traj, scores = predict_tensors(model, tensors["val"], device=args.device)
         curve = fit.pop("train_loss")
@@ -162,6 +184,7 @@ def train(args: argparse.Namespace) -> Path:
                          scores=scores.astype(np.float32), **fit))
     val = tensors["val"]
     results = dict(runs=runs, device=str(args.device), tokens=int(args.tokens), batch_size=args.batch_size,
+                   ego_fraction=args.ego_fraction,
                    gt=val["future"][..., :2].numpy(), gt_valid=val["future_valid"].numpy(),
                    is_ego=val["is_ego"].numpy() > 0.5, train_targets=len(tensors["train"]["future"]))
     path = results_path(args)

@@ -26,6 +26,8 @@ from .timing import machine_load, measure_interleaved, torch_threads
 
 STR_KEYPOINT_TIMES = (6.0, 4.0, 2.0, 1.0, 0.5)
 """Key points of the benchmarked STR (within the default 6 s feature horizon)."""
+PLAN_STEPS = 60
+"""Horizon of every benchmarked planner: 6 s at 0.1 s, STR's (the default FeatureConfig) and the baselines'."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,10 +101,10 @@ def _planners(settings: dict[str, Any], notes: list[str]) -> dict[str, Any]:
 
     planners: dict[str, Any] = {}
     if "cv" in settings["planners"]:
-        planners["constant_velocity"] = ConstantVelocityPlanner()
+        planners["constant_velocity"] = ConstantVelocityPlanner(num_future=PLAN_STEPS)
     if "mlp" in settings["planners"]:
         torch.manual_seed(settings["seed"])
-        planners["mlp"] = MLPPlanner().eval()
+        planners["mlp"] = MLPPlanner(num_future=PLAN_STEPS).eval()
     if "str" in settings["planners"]:
         factory, note = _str_factory()
         notes.append(note)

@@ -6,4 +6,3 @@ from .av2 import AV2SensorDataset
 from .nuscenes import NuScenesDataset
 
 __all__ = ["AV2SensorDataset", "NuScenesDataset"]
-from ..planning import motion_dataset  # noqa: F401,E402  (MotionForecastingDataset)

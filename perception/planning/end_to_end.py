@@ -5,8 +5,8 @@
 built by :func:`perception.apis.init_model` (``inference_detector``), and
 :class:`GroundTruthDetector` gives the frame's own boxes with noise (to exercise the rest of
 the chain without a trained detector).  The optional map head is a callable ``frame ->
-MapInstances`` in the LiDAR frame; its elements are moved to the world frame and put in the
-scene.  The planner is anything with ``plan(scene)``; :func:`default_planner` takes the STR
+MapInstances`` in the LiDAR frame (:func:`map_head_from_model` wraps a trained vector-map
+model); its elements are moved to the world frame and put in the scene.  The planner is anything with ``plan(scene)``; :func:`default_planner` takes the STR
 model when one is given, else the constant-velocity baseline.
 
 :func:`synthetic_frames` turns a simulated synthetic scene into :class:`Frame`\\ s (LiDAR at
@@ -44,6 +44,42 @@ def detector_from_model(model: Any) -> Detector:
     from ..apis import inference_detector
 
     return lambda frame: inference_detector(model, frame)
+
+
+def map_head_from_model(model: Any, score_threshold: float = 0.3) -> MapHead:
+    """``frame -> MapInstances`` (the frame's LiDAR frame) from a vector-map model built by
+    :func:`perception.apis.init_model` (``MapDetector`` + ``MapTRHead``).
+
+    The synthetic map models train on the AV2-style sensor logs, whose points are in the ego
+    frame (x forward) with one sweep; the frame's newest sweep is moved there for the model and
+    the predicted elements (score >= ``score_threshold``) are moved back to the LiDAR frame."""
+    import torch
+    from mmengine.dataset import pseudo_collate
+
+    from ..apis.inference import build_test_pipeline
+    from ..structures.map_instances import MapInstances
+
+    pipeline = build_test_pipeline(model.cfg)
+
+    def head(frame: Frame) -> MapInstances:
+        points = frame.points
+        if "time_lag" in frame.point_features:
+            points = points[points[:, frame.point_features.index("time_lag")] <= 1e-6]
+        points = points.copy()
+        points[:, :3] = apply_transform(np.asarray(frame.lidar2ego, np.float64), points[:, :3].astype(np.float64))
+        ego_frame = replace(frame, points=points, lidar2ego=np.eye(4))
+        data = pipeline({"frame": ego_frame, "sample_idx": 0})
+        with torch.no_grad():
+            pred = model.test_step(pseudo_collate([data]))[0].pred_map
+        keep = np.ones(len(pred.labels), dtype=bool) if pred.scores is None else pred.scores >= score_threshold
+        ego2lidar = invert_transform(np.asarray(frame.lidar2ego, np.float64))
+        xy = pred.points[keep].astype(np.float64)
+        flat = np.concatenate([xy.reshape(-1, 2), np.zeros((xy.size // 2, 1))], axis=1)
+        local = apply_transform(ego2lidar, flat)[:, :2].reshape(xy.shape).astype(np.float32)
+        return MapInstances(local, pred.labels[keep], pred.class_names, pred.closed[keep],
+                            None if pred.scores is None else pred.scores[keep])
+
+    return head
 
 
 @dataclass
@@ -97,12 +133,16 @@ class StepResult:
 
 
 class EndToEndPipeline:
-    """Detector -> tracker -> planner, one frame at a time."""
+    """Detector -> tracker -> planner, one frame at a time.  With a map head, the scene's map is
+    its predicted elements plus the frame's own elements of ``base_map_categories`` (e.g. the
+    lane centrelines a route map provides, which a vector-map head does not predict)."""
 
     def __init__(self, detector: Detector, planner: Any | None = None, map_head: MapHead | None = None,
                  tracker: MultiObjectTracker | None = None, history_steps: int = 20,
-                 score_threshold: float = 0.3, max_distance: float = 80.0) -> None:
+                 score_threshold: float = 0.3, max_distance: float = 80.0,
+                 base_map_categories: Sequence[str] = ()) -> None:
         self.detector, self.map_head = detector, map_head
+        self.base_map_categories = tuple(base_map_categories)
         self.planner = planner if planner is not None else default_planner()
         if tracker is None:
             tracker = MultiObjectTracker(TrackerConfig(score_threshold=score_threshold))
@@ -120,7 +160,8 @@ class EndToEndPipeline:
         self.poses.append(np.asarray(frame.ego2global, dtype=np.float64))
         elements = list(frame.map_elements)
         if self.map_head is not None:
-            elements = map_instances_to_world(self.map_head(frame), frame.lidar2global)
+            kept = [e for e in frame.map_elements if e.category in self.base_map_categories]
+            elements = kept + map_instances_to_world(self.map_head(frame), frame.lidar2global)
         scene = build_planning_scene(self.tracker, self.poses, frame.token, elements, frame.location,
                                      self.max_distance, self.history_steps)
         plan = np.asarray(self.planner.plan(scene), dtype=np.float64)
@@ -233,9 +274,12 @@ def draw_end_to_end(path: str | Path, result: StepResult, extent_m: float = 50.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m perception.planning.end_to_end --out PNG [--config C --checkpoint W] [--str-config ...]``:
-    runs the chain on a simulated synthetic scene and draws the last frame."""
+    """``python -m perception.planning.end_to_end --out PNG [--config C --checkpoint W] [--str-config ...
+    --str-checkpoint ...] [--map-config ... --map-checkpoint ...]``: runs the chain on a simulated
+    synthetic scene and draws the last frame."""
     import argparse
+
+    from tqdm import tqdm
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
@@ -243,6 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None, help="detector weights")
     parser.add_argument("--str-config", type=Path, default=None, help="STR config (default: constant velocity)")
     parser.add_argument("--str-checkpoint", type=Path, default=None, help="STR weights")
+    parser.add_argument("--map-config", type=Path, default=None,
+                        help="vector-map model config (default: the simulator's map)")
+    parser.add_argument("--map-checkpoint", type=Path, default=None, help="vector-map model weights")
+    parser.add_argument("--map-score-threshold", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of frames")
     parser.add_argument("--sweeps", type=int, default=9, help="earlier LiDAR ticks merged per frame")
@@ -260,14 +308,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .str_planner import STRPlanner
 
         planner, planner_name = STRPlanner.from_config(args.str_config, args.str_checkpoint), "STR"
+    map_head, map_name = None, ""
+    if args.map_config is not None:
+        from ..apis import init_model
+
+        map_head = map_head_from_model(init_model(args.map_config, args.map_checkpoint), args.map_score_threshold)
+        map_name = f" + {args.map_config.stem}"
     frames = synthetic_frames("e2e-demo", args.seed, duration_s=args.duration, sweeps=args.sweeps, progress=True)
-    pipeline = EndToEndPipeline(detector, planner, score_threshold=args.score_threshold)
-    results = pipeline.run(frames)
+    pipeline = EndToEndPipeline(detector, planner, map_head=map_head, score_threshold=args.score_threshold,
+                                base_map_categories=("lane_centerline",))
+    results = pipeline.run(tqdm(frames, desc="end-to-end"))
     last = results[-1]
-    path = draw_end_to_end(args.out, last, title=f"{source} -> tracker ({len(last.scene.agents)} tracks) -> "
-                                                  f"{planner_name}")
-    print(f"end-to-end: {len(frames)} frames, {len(last.detections)} detections and {len(last.scene.agents)} "
-          f"tracks in the last one, plan of {len(last.plan)} steps; wrote {path}")
+    path = draw_end_to_end(args.out, last, title=f"{source}{map_name} -> tracker ({len(last.scene.agents)} tracks) "
+                                                  f"-> {planner_name}")
+    print(f"end-to-end: {len(frames)} frames, {len(last.detections)} detections, {len(last.map_elements)} map "
+          f"elements and {len(last.scene.agents)} tracks in the last one, plan of {len(last.plan)} steps; wrote {path}")
     return 0
 
 

@@ -67,20 +67,26 @@ class MotionForecastingDataset(Dataset):
     (focal + scored tracks) -- any combination.  ``now_offsets`` (steps, <= 0) adds windows
     ending earlier than the scenario's "now"; ``max_scenarios`` caps the scenarios read;
     ``map_radius`` (m around the AV at "now") limits the map, ``None`` keeps all of it.
+    ``ego_repeat`` lists every ego target that many times (training): a scenario has one AV but
+    dozens of scored agents, so without it the planning targets are ~1.5 % of the samples and the
+    ego's behaviour (approach a junction, slow down, turn) is under-fitted.
     """
 
     def __init__(self, data_root: str, split: str = "train", targets: Sequence[str] = ("ego", "scored"),
                  feature_cfg: dict | None = None, now_offsets: Sequence[int] = (0,), max_scenarios: int = 0,
-                 map_radius: float | None = None, test_mode: bool = False, pipeline: list | None = None) -> None:
+                 map_radius: float | None = None, ego_repeat: int = 1, test_mode: bool = False,
+                 pipeline: list | None = None) -> None:
         unknown = sorted(set(targets) - {"ego", "focal", "scored"})
         if unknown or not targets:
             raise ValueError(f"MotionForecastingDataset: targets must be from ('ego', 'focal', 'scored'), got {targets}")
         if any(int(o) > 0 for o in now_offsets):
             raise ValueError(f"MotionForecastingDataset: now_offsets must be <= 0, got {list(now_offsets)}")
+        if int(ego_repeat) < 1:
+            raise ValueError(f"MotionForecastingDataset: ego_repeat must be >= 1, got {ego_repeat}")
         self.root = Path(data_root) / split
         self.config = FeatureConfig(**dict(feature_cfg or {}))
         self.targets, self.now_offsets, self.map_radius = tuple(targets), tuple(int(o) for o in now_offsets), map_radius
-        self.test_mode = test_mode
+        self.test_mode, self.ego_repeat = test_mode, int(ego_repeat)
         folders = list_scenarios(self.root)
         if max_scenarios > 0:
             folders = folders[:max_scenarios]
@@ -94,7 +100,8 @@ class MotionForecastingDataset(Dataset):
         for scene_index, scene in enumerate(self.scenes):
             for now in self._nows(scene):
                 for track_id in self._target_ids(scene, now):
-                    self.index.append((scene_index, track_id, now))
+                    repeat = self.ego_repeat if track_id == scene.ego.track_id else 1
+                    self.index.extend([(scene_index, track_id, now)] * repeat)
 
     def _nows(self, scene: PlanningScene) -> list[int]:
         first = self.config.history_stride  # at least one step of history

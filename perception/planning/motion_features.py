@@ -29,7 +29,9 @@ from .scene import PlanningScene
 
 AGENT_TYPES: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist", "bus", "other")
 """Target / agent type vocabulary (AV2 object types folded into these)."""
-_TYPE_OF = {"vehicle": 0, "pedestrian": 1, "cyclist": 2, "motorcyclist": 2, "riderless_bicycle": 2, "bus": 3}
+_TYPE_OF = {"vehicle": 0, "pedestrian": 1, "cyclist": 2, "motorcyclist": 2, "riderless_bicycle": 2, "bus": 3,
+            # nuScenes detection classes (tracks built from detections, perception/planning/tracker.py)
+            "car": 0, "truck": 0, "construction_vehicle": 0, "trailer": 0, "bicycle": 2, "motorcycle": 2}
 POLYLINE_TYPES: tuple[str, ...] = ("lane_centerline", "divider", "boundary", "ped_crossing")
 """Map categories the encoder reads (drivable-area polygons are covered by ``boundary``)."""
 STATE_DIM = 7

@@ -8,7 +8,7 @@ simulator, the baselines' benchmark and the end-to-end pipeline can use it like 
 * ``predict(scene, track_ids) -> ((N, K, F, 2) world-frame modes, (N, K) probabilities)``.
 
 Scenes are encoded with the same :class:`~perception.planning.motion_features.FeatureConfig`
-as in training; map pieces are rebuilt only when the scene's map changes.
+as in training; map pieces are rebuilt only when the scene's map content changes.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class STRPlanner:
             raise ValueError(f"STRPlanner: features have {self.config.history_frames} history frames / "
                              f"{self.config.future_steps} future steps, the model {model.history_frames} / "
                              f"{model.future_steps}")
-        self._map_key: tuple[int, int] | None = None
+        self._map_key: tuple | None = None
         self._pieces: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
@@ -53,7 +53,9 @@ class STRPlanner:
         return cls(model, dict(cfg.train_dataloader.dataset.get("feature_cfg") or {}), device)
 
     def _scene_pieces(self, scene: PlanningScene) -> tuple[np.ndarray, np.ndarray]:
-        key = (id(scene.map_elements), len(scene.map_elements))
+        # keyed by content: the end-to-end pipeline hands over a new list (same elements) every frame
+        key = tuple((e.category, e.element_id, e.points.shape, float(np.asarray(e.points[:, :2]).sum()))
+                    for e in scene.map_elements)
         if key != self._map_key or self._pieces is None:
             self._pieces, self._map_key = map_pieces(scene.map_elements, self.config), key
         return self._pieces

@@ -90,3 +90,35 @@ def test_detection_names_agree_with_the_nuscenes_devkit() -> None:
     for category, name in DETECTION_NAMES.items():
         assert category_to_detection_name(category) == name
     assert category_to_detection_name("static.building") is None and "static.building" not in DETECTION_NAMES
+
+
+def test_str_plans_from_tracks_and_a_map_head(frames) -> None:
+    """Detections -> tracker -> STR (random weights): the scene STR encodes holds the tracks,
+    the kept lane centrelines and the map head's elements; the plan spans STR's 6 s horizon."""
+    from perception.models.planning import STR
+    from perception.planning.motion_features import encode_target
+    from perception.planning.str_planner import STRPlanner
+
+    torch.manual_seed(0)
+    model = STR(backbone=dict(preset="tiny", max_tokens=256),
+                context_encoder=dict(type="STRVectorEncoder", hidden_dim=32), future_steps=60, history_frames=10, keypoint_times=(6.0, 4.0, 2.0, 1.0, 0.5))
+    planner = STRPlanner(model, dict(history_frames=10, history_stride=2, future_steps=60, max_agents=16))
+
+    def map_head(frame):
+        points = np.array([[[0.0, 0.0], [10.0, 0.0]], [[0.0, 5.0], [0.0, 15.0]]], np.float32)
+        return MapInstances(points, np.array([0, 2]), ("divider", "ped_crossing", "boundary"),
+                            np.array([False, False]), np.array([0.9, 0.8], np.float32))
+
+    pipeline = EndToEndPipeline(GroundTruthDetector(position_noise=0.1, seed=0), planner, map_head=map_head,
+                                history_steps=20, base_map_categories=("lane_centerline",))
+    results = pipeline.run(frames[:6])
+    last = results[-1]
+    assert last.plan.shape == (60, 3) and np.isfinite(last.plan).all()
+    categories = {e.category for e in last.scene.map_elements}
+    assert categories == {"lane_centerline", "divider", "boundary"}
+    lanes = [e for e in frames[5].map_elements if e.category == "lane_centerline"]
+    assert len(last.scene.map_elements) == len(lanes) + 2
+    features = encode_target(last.scene, last.scene.ego.track_id, planner.config)
+    assert features["agent_mask"].sum() == min(16, len(last.scene.agents)) > 5
+    assert features["polyline_mask"].any() and features["target_states"][-1, 6] == 1.0
+    assert features["target_states"][:, 6].sum() == 3  # 0.5 s of tracked history: 0, 2 and 4 steps back

@@ -74,3 +74,14 @@ def test_errors_name_the_problem(tmp_path: Path, av2_motion_scenario_dir: Path) 
         MotionForecastingDataset(str(av2_motion_scenario_dir.parent.parent), "val", targets=["everyone"])
     with pytest.raises(ValueError, match="now_offsets"):
         MotionForecastingDataset(str(av2_motion_scenario_dir.parent.parent), "val", now_offsets=[5])
+    with pytest.raises(ValueError, match="ego_repeat"):
+        MotionForecastingDataset(str(av2_motion_scenario_dir.parent.parent), "val", ego_repeat=0)
+
+
+def test_ego_repeat_lists_each_planning_target_again(av2_motion_scenario_dir: Path) -> None:
+    root = str(av2_motion_scenario_dir.parent.parent)
+    once = MotionForecastingDataset(root, "val", targets=["ego", "scored"], now_offsets=[0, -20])
+    thrice = MotionForecastingDataset(root, "val", targets=["ego", "scored"], now_offsets=[0, -20], ego_repeat=3)
+    ego = [row for row in thrice.index if row[1] == thrice.scenes[0].ego.track_id]
+    assert len(thrice) == len(once) + 2 * 2 and len(ego) == 3 * 2
+    assert sorted(set(thrice.index)) == sorted(once.index)  # the same targets, the ego ones listed 3 times

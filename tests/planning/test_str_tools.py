@@ -19,6 +19,7 @@ def _options(root: Path) -> list[str]:
     data = f"{root}/"
     return ["--cfg-options", f"train_dataloader.dataset.data_root={data}", "train_dataloader.dataset.split=val",
             f"val_dataloader.dataset.data_root={data}", f"test_dataloader.dataset.data_root={data}",
+            "val_dataloader.dataset.now_offsets=[0]", "test_dataloader.dataset.now_offsets=[0]",
             "train_dataloader.batch_size=4", "val_dataloader.batch_size=8", "test_dataloader.batch_size=8",
             "model.backbone.preset=tiny", "train_cfg.max_iters=2", "train_cfg.val_interval=2",
             "default_hooks.checkpoint.interval=2"]

@@ -46,3 +46,28 @@ def test_token_budget_sets_the_steps_and_losses_drop() -> None:
     assert after["loss"] < 0.6 * before and set(after) >= {"loss_traj", "loss_cls", "loss"}
     traj, scores = predict_tensors(model, tensors, batch_size=7)
     assert traj.shape == (18, 3, 20, 3) and scores.shape == (18, 3)
+
+
+def test_ego_fraction_draws_that_share_of_each_batch_from_the_planning_targets(monkeypatch) -> None:
+    torch.manual_seed(0)
+    model = MODELS.build(dict(type="STR", backbone=dict(preset="tiny", max_tokens=64), future_steps=20,
+                              history_frames=4, keypoint_times=(2.0, 1.0, 0.5), num_modes=3,
+                              context_encoder=dict(type="STRVectorEncoder", hidden_dim=16)))
+    tensors = bank().encode()
+    seen: list[float] = []
+    loss = model.loss
+
+    def spy(inputs):
+        seen.append(float(inputs["is_ego"].mean()))
+        return loss(inputs)
+
+    monkeypatch.setattr(model, "loss", spy)
+    per_sample = tokens_per_sample(model, tensors)
+    fit = train_for_tokens(model, tensors, token_budget=per_sample * 8 * 3, batch_size=8, ego_fraction=0.5)
+    assert fit["steps"] == 3 and len(seen) == 3
+    assert all(share >= 0.5 for share in seen)  # 4 of 8 rows are ego targets (6 of 18 overall)
+    with pytest.raises(ValueError, match="ego_fraction"):
+        train_for_tokens(model, tensors, token_budget=per_sample * 8, batch_size=8, ego_fraction=1.0)
+    no_ego = {**tensors, "is_ego": torch.zeros_like(tensors["is_ego"])}
+    with pytest.raises(ValueError, match="no target is the ego"):
+        train_for_tokens(model, no_ego, token_budget=per_sample * 8, batch_size=8, ego_fraction=0.25)
