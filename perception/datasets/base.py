@@ -3,7 +3,8 @@
 
 Info files hold only paths, matrices and annotations (no devkit scans at training time);
 :meth:`FrameDataset.frame_from_info` turns one info record into a ``Frame`` by reading the
-sensor files.  The pipeline receives ``{"frame": Frame, "sample_idx": int}``.
+sensor files.  The pipeline receives ``{"frame": Frame, "sample_idx": int, "data_root": str}``
+(the root lets map transforms find ``<data_root>/maps`` without restating it).
 """
 from __future__ import annotations
 
@@ -27,5 +28,5 @@ class FrameDataset(BaseDataset):
         return self.frame_from_info(self.get_data_info(index))
 
     def prepare_data(self, index: int) -> Any:
-        """Load the frame and run the pipeline on ``{"frame", "sample_idx"}``."""
-        return self.pipeline({"frame": self.get_frame(index), "sample_idx": index})
+        """Load the frame and run the pipeline on ``{"frame", "sample_idx", "data_root"}``."""
+        return self.pipeline({"frame": self.get_frame(index), "sample_idx": index, "data_root": self.data_root})

@@ -134,6 +134,38 @@ class Boxes3D:
             & (np.abs(offset[..., 2]) <= half[..., 2])
         )
 
+    def points_in_any_box(self, points: np.ndarray, cell: float = 1.0, chunk: int = 32768) -> np.ndarray:
+        """``(N_points,)`` bool: points inside at least one box; equals ``points_in_boxes(points).any(1)``.
+
+        A BEV grid of ``cell`` metres marks the cells each box's axis-aligned footprint
+        touches; only points in marked cells go through the exact test, so a 300k-point
+        sweep with ~60 pasted objects costs a few milliseconds instead of ~150.
+        """
+        xyz = np.asarray(points)[:, :3]
+        inside = np.zeros(len(xyz), dtype=bool)
+        if len(self) == 0 or len(xyz) == 0:
+            return inside
+        radius = np.hypot(self.sizes[:, 0], self.sizes[:, 1]) / 2 + 1e-6
+        low = self.centers[:, :2] - radius[:, None]
+        high = self.centers[:, :2] + radius[:, None]
+        origin, extent = low.min(axis=0), high.max(axis=0)
+        shape = np.maximum(np.ceil((extent - origin) / cell).astype(np.int64), 1) + 1
+        grid = np.zeros(tuple(shape), dtype=bool)
+        first = np.floor((low - origin) / cell).astype(np.int64)
+        last = np.floor((high - origin) / cell).astype(np.int64)
+        for (x0, y0), (x1, y1) in zip(first, last):
+            grid[x0:x1 + 1, y0:y1 + 1] = True
+        with np.errstate(invalid="ignore"):
+            cells = np.floor((xyz[:, :2] - origin) / cell)
+        in_range = np.isfinite(cells).all(axis=1) & (cells >= 0).all(axis=1) & (cells < shape).all(axis=1)
+        candidates = np.flatnonzero(in_range)
+        ix = cells[candidates].astype(np.int64)
+        candidates = candidates[grid[ix[:, 0], ix[:, 1]]]
+        for start in range(0, len(candidates), chunk):
+            rows = candidates[start:start + chunk]
+            inside[rows] = self.points_in_boxes(xyz[rows]).any(axis=1)
+        return inside
+
     def count_points(self, points: np.ndarray, chunk: int = 65536) -> np.ndarray:
         """Number of points inside each box, computed in chunks to bound memory."""
         counts = np.zeros(len(self), dtype=np.int64)

@@ -176,14 +176,6 @@ def _column_map(frame: Frame, available: tuple[str, ...], source: Path) -> list[
     return [available.index(name) for name in frame.point_features]
 
 
-def _inside_any(boxes: Boxes3D, points: np.ndarray, chunk: int = 32768) -> np.ndarray:
-    """``(N,)`` bool: points inside at least one box, in chunks to bound memory."""
-    inside = np.zeros(len(points), dtype=bool)
-    for start in range(0, len(points), chunk):
-        inside[start:start + chunk] = boxes.points_in_boxes(points[start:start + chunk]).any(axis=1)
-    return inside
-
-
 @TRANSFORMS.register_module()
 class ObjectSample:
     """Paste database objects into the frame (see the module docstring).
@@ -221,7 +213,7 @@ class ObjectSample:
             num_lidar_pts=[int(e["num_points_in_gt"]) for e in entries],
         )
         object_points = np.concatenate([self.sampler.load_points(e)[:, columns] for e in entries])
-        scene = frame.points[~_inside_any(pasted, frame.points)]
+        scene = frame.points[~pasted.points_in_any_box(frame.points)]
         boxes = frame.boxes
         merged = Boxes3D(np.concatenate([boxes.data, pasted.data]), np.concatenate([boxes.labels, pasted.labels]),
                          list(boxes.track_ids) + list(pasted.track_ids),

@@ -183,3 +183,30 @@ def test_sst_size_buckets_compute_what_padding_to_the_fullest_computes() -> None
     assert float(a.abs().sum()) > 0 and torch.allclose(a, b, atol=1e-5)
     with pytest.raises(ValueError, match="buckets"):
         make(SSTWindowBackbone, buckets=(4, 2))
+
+
+def test_voxel_layers_run_per_voxel_before_pooling() -> None:
+    """``voxel_channels`` applies its layers to each extended voxel row, then pools: the
+    pooled mean / max equal pooling the layer outputs directly; gradients reach the layers."""
+    from perception_ops.voxelize import voxel_pooling
+
+    from perception.models.backbones.flatformer_blocks import PillarEmbedding
+    torch.manual_seed(0)
+    embed = PillarEmbedding(4, 8, SHAPE[0], 2, voxel_channels=(16, 12))
+    feats, coors = voxels(200, 2, seed=3)
+    coors = coors.long()
+    mean, peak, pillars = embed.pool(feats, coors, embed.voxel_layers)
+    extra = torch.stack([(coors[:, 1] + 0.5) / SHAPE[0], (coors[:, 3] % 2 + 0.5) / 2,
+                         (coors[:, 2] % 2 + 0.5) / 2], dim=1)
+    rows = embed.voxel_layers(torch.cat([feats, extra], dim=1))
+    want_mean, want_pillars, _ = voxel_pooling(
+        rows, torch.stack([coors[:, 0], coors[:, 2] // 2, coors[:, 3] // 2], dim=1), "mean")
+    assert mean.shape[1] == 12 and torch.equal(pillars, want_pillars)
+    assert torch.allclose(mean, want_mean, atol=1e-5)
+    out, _ = embed(feats, coors)
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in embed.voxel_layers.parameters())
+    model = make(FlatFormer, voxel_channels=[16])
+    assert model(feats, coors, 2).shape[:2] == (2, model.out_channels)
+    with pytest.raises(ValueError, match="voxel_channels"):
+        PillarEmbedding(4, 8, SHAPE[0], 2, voxel_channels=(0,))

@@ -94,6 +94,28 @@ def test_points_in_boxes_matches_corners() -> None:
     assert boxes.count_points(world.reshape(-1, 3), chunk=77).tolist() == mask.sum(axis=0).tolist()
 
 
+@pytest.mark.parametrize("count", [0, 1, 3, 60])
+@pytest.mark.parametrize("cell", [0.25, 1.0, 7.0])
+def test_points_in_any_box_equals_exact_test(count: int, cell: float) -> None:
+    """The grid-prefiltered test agrees with the brute-force one, points on faces included."""
+    rng = np.random.default_rng(count * 10 + int(cell * 4))
+    boxes = _random_boxes(rng, count)
+    points = rng.uniform(-45, 45, (20000, 4))
+    points[:, 2] = rng.uniform(-4, 4, 20000)
+    if count:
+        # points on the +x face of each box, at its corners and at its centre
+        corners = boxes.corners().reshape(-1, 3)
+        face = boxes.centers + np.stack([np.cos(boxes.yaws), np.sin(boxes.yaws), np.zeros(count)], 1) * boxes.sizes[:, :1] / 2
+        points = np.concatenate([points, np.pad(np.concatenate([corners, face, boxes.centers]), ((0, 0), (0, 1)))])
+    points[:3] = np.nan  # NaN rows are inside nothing
+    expected = boxes.points_in_boxes(points).any(axis=1) if count else np.zeros(len(points), bool)
+    got = boxes.points_in_any_box(points, cell=cell, chunk=999)
+    assert got.dtype == bool and got.shape == (len(points),)
+    assert np.array_equal(got, expected)
+    assert count == 0 or got.sum() > 0
+    assert not boxes.points_in_any_box(np.zeros((0, 3))).any()
+
+
 def test_bottom_centers() -> None:
     box = Boxes3D(np.array([[0.0, 0, 1.0, 4.0, 2.0, 2.0, 0.3, 0, 0]]), [0])
     assert np.allclose(box.bottom_centers()[0], [0, 0, 0])

@@ -133,6 +133,23 @@ def test_transform_errors(fake_loader: LoadBEVSegmentation) -> None:
         fake_loader({})
 
 
+def test_data_root_none_reads_the_dataset_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``data_root=None`` opens the map under ``results['data_root']`` (one index per root)."""
+    opened: list[str] = []
+    monkeypatch.setattr(bev_seg_module, "load_nuscenes_map",
+                        lambda root, location: opened.append(str(root)) or FakeMap())
+    loader = LoadBEVSegmentation(None, x_range=(-10, 10), y_range=(-10, 10), resolution=1.0)
+    first = loader({"frame": frame_at(np.eye(4)), "data_root": "/world_a"})["gt_bev_seg"]
+    loader({"frame": frame_at(np.eye(4)), "data_root": "/world_b"})
+    loader({"frame": frame_at(np.eye(4)), "data_root": "/world_a"})
+    assert opened == ["/world_a", "/world_b"] and first.any()
+    with pytest.raises(ValueError, match="data_root=None needs"):
+        loader({"frame": frame_at(np.eye(4))})
+    fixed = LoadBEVSegmentation("/configured", x_range=(-10, 10), y_range=(-10, 10), resolution=1.0)
+    fixed({"frame": frame_at(np.eye(4)), "data_root": "/world_c"})
+    assert opened[-1] == "/configured"  # an explicit root wins
+
+
 def test_missing_map_file_is_named() -> None:
     with pytest.raises(FileNotFoundError, match="nuScenes map expansion not found"):
         LoadBEVSegmentation("/nonexistent").rasterize_frame(frame_at(np.eye(4)))

@@ -33,32 +33,47 @@ class PillarEmbedding(nn.Module):
     x // s)`` with ``s = bev_stride`` (pillars sorted by ``(b, y, x)``).
 
     Each voxel's features are extended by its normalised z index and its offset inside the
-    pillar; the pillar's mean and max of those are embedded by Linear + LayerNorm + GELU.
-    Pooling the raw voxel rows first keeps the cost on the (fewer) pillars.  Coordinates
-    must stay below 2 ** 21 per axis (packed into one sort key)."""
+    pillar; optional per-voxel layers (``voxel_channels``: Linear + LayerNorm + GELU each, a
+    PointPillars-style PFN) make them nonlinear shape features; the pillar's mean and max of
+    those are embedded by Linear + LayerNorm + GELU.  Without voxel layers the raw voxel rows
+    are pooled first, which keeps the cost on the (fewer) pillars.  Coordinates must stay
+    below 2 ** 21 per axis (packed into one sort key)."""
 
     EXTRA = 3  # z / D, in-pillar x and y offsets
 
-    def __init__(self, in_channels: int, dim: int, depth_cells: int, bev_stride: int) -> None:
+    def __init__(self, in_channels: int, dim: int, depth_cells: int, bev_stride: int,
+                 voxel_channels: Sequence[int] = ()) -> None:
         super().__init__()
         self.depth_cells, self.bev_stride = depth_cells, bev_stride
-        self.linear = nn.Linear(2 * (in_channels + self.EXTRA), dim)
+        layers: list[nn.Module] = []
+        width = in_channels + self.EXTRA
+        for channels in voxel_channels:
+            if int(channels) < 1:
+                raise ValueError(f"PillarEmbedding: voxel_channels must be positive, got {list(voxel_channels)}")
+            layers += [nn.Linear(width, int(channels)), nn.LayerNorm(int(channels)), nn.GELU()]
+            width = int(channels)
+        self.voxel_layers = nn.Sequential(*layers)
+        self.linear = nn.Linear(2 * width, dim)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, features: Tensor, coors: Tensor) -> tuple[Tensor, Tensor]:
         """``(pillar features (P, dim), pillar coords (P, 3) int64 (b, y, x))``."""
-        mean, peak, pillars = self.pool(features, coors)
+        mean, peak, pillars = self.pool(features, coors, self.voxel_layers)
         return F.gelu(self.norm(self.linear(torch.cat([mean, peak], dim=1)))), pillars
 
-    def pool(self, features: Tensor, coors: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Mean and max ``(P, C_in + 3)`` of the extended voxel rows over each pillar, and the
-        pillars' ``(b, y, x)`` sorted lexicographically.  One sort of a packed int64 key,
-        then segment reductions over the sorted rows (same values as scatter pooling)."""
+    def pool(self, features: Tensor, coors: Tensor, voxel_layers: nn.Module | None = None,
+             ) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean and max ``(P, C)`` of the extended voxel rows (through ``voxel_layers`` if
+        given) over each pillar, and the pillars' ``(b, y, x)`` sorted lexicographically.  One
+        sort of a packed int64 key, then segment reductions over the sorted rows (same values
+        as scatter pooling)."""
         coors = coors.long()
         s = self.bev_stride
         extra = torch.stack([(coors[:, 1] + 0.5) / self.depth_cells,
                              (coors[:, 3] % s + 0.5) / s, (coors[:, 2] % s + 0.5) / s], dim=1)
         x = torch.cat([features, extra.to(features.dtype)], dim=1)
+        if voxel_layers is not None:
+            x = voxel_layers(x)
         if x.shape[0] == 0:
             empty = x.new_zeros((0, x.shape[1]))
             return empty, empty, coors.new_zeros((0, 3))
