@@ -281,3 +281,40 @@ def test_mmdet3d_nuscenes_layout() -> None:
     fake = sample([], [], class_names=NUSCENES_CLASSES)
     boxes = head.predict(out, [fake])[0]
     assert set(boxes.labels.tolist()) <= set(range(10)) and len(boxes) <= 6 * 83
+
+
+@pytest.mark.parametrize("dense_reg", [1, 9, 25])
+def test_dense_regression_targets_point_every_cell_at_the_true_centre(dense_reg: int) -> None:
+    """dense_reg = k * k supervises the k x k cells around each centre; decoding any of them
+    with its target offset gives the box centre; a neighbour cell that is another object's
+    centre keeps that object's own target, and the heatmap does not change."""
+    boxes = [[3.3, -1.7, 0.4, 4.2, 1.9, 1.6, 0.3, 1, 2],
+             [3.9, -1.2, 0.4, 4.2, 1.9, 1.6, 0.3, 1, 2],     # centre one cell right of the first
+             [-7.9, 7.9, 0.0, 4.0, 2.0, 1.5, 0.0, 0, 0]]     # in the corner cell: neighbours clipped
+    head = build(train_cfg=dict(dense_reg=dense_reg))
+    target = head.get_targets([sample(boxes, [1, 1, 1])])[0]
+    reference = build().get_targets([sample(boxes, [1, 1, 1])])[0]
+    assert torch.equal(target.heatmap, reference.heatmap)
+    mask = target.mask[0]
+    ind, anno = target.ind[0][mask], target.anno_box[0][mask]
+    side = round(dense_reg ** 0.5)
+    # the corner box keeps only its in-grid neighbours; the two neighbours share a few cells
+    assert len(set(ind.tolist())) == len(ind)
+    assert int(mask.sum()) <= 3 * dense_reg and (dense_reg == 1 or int(mask.sum()) > 2 * side)
+    rows, cols = ind // 32, ind % 32
+    x = (cols + anno[:, 0]) * 0.5 - 8.0
+    y = (rows + anno[:, 1]) * 0.5 - 4.0
+    centres = torch.tensor(boxes)[:, :2]
+    distance = (torch.stack([x, y], 1)[:, None] - centres[None]).norm(dim=2).min(1).values
+    assert distance.max() < 1e-4
+    # each box's own centre cell regresses its own centre (not a neighbour's)
+    for box in boxes:
+        cell = int((box[1] + 4.0) // 0.5) * 32 + int((box[0] + 8.0) // 0.5)
+        at = (ind == cell).nonzero()[0, 0]
+        assert torch.allclose(torch.stack([x[at], y[at]]), torch.tensor(box[:2]), atol=1e-4)
+
+
+def test_dense_reg_must_be_an_odd_square() -> None:
+    head = build(train_cfg=dict(dense_reg=4))
+    with pytest.raises(ValueError, match="dense_reg"):
+        head.get_targets([sample([[3.3, -1.7, 0.4, 4.2, 1.9, 1.6, 0.3, 1, 2]], [1])])

@@ -58,6 +58,9 @@ class CenterHead(BaseModule):
 
     ``train_cfg``: ``point_cloud_range``, ``voxel_size``, ``out_size_factor``, ``grid_size``,
     ``max_objs``, ``dense_reg``, ``gaussian_overlap``, ``min_radius``, ``code_weights``.
+    ``dense_reg`` is 1 (mmdet3d: regression supervised at the centre cell only) or k * k for
+    odd k: also at the k x k cells around it, offsets pointing at the centre (a heatmap peak
+    one cell off still decodes the right box; see :func:`.centerpoint_targets.sample_targets`).
     ``test_cfg``: ``nms_type`` ("circle" | "rotate"), ``score_threshold``,
     ``post_center_limit_range``, ``min_radius`` (per task, circle), ``nms_thr``,
     ``pre_max_size``, ``post_max_size``.

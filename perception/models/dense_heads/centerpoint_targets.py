@@ -102,14 +102,33 @@ def check_gt(boxes: Tensor, labels: Tensor, code_size: int, sample: str) -> None
         raise ValueError(f"data sample {sample}: gt_boxes has non-finite x/y/z/l/w/h/yaw")
 
 
+def neighbourhood(dense_reg: int) -> list[tuple[int, int]]:
+    """Cell offsets ``(d_row, d_col)`` whose regression is supervised per object, centre first:
+    ``dense_reg`` = 1 (the centre cell, CenterPoint) or k * k for odd k (the k x k block)."""
+    side = round(dense_reg ** 0.5)
+    if dense_reg < 1 or side * side != dense_reg or side % 2 == 0:
+        raise ValueError(f"CenterHead train_cfg.dense_reg must be 1, 9, 25, ... (an odd square), got {dense_reg}")
+    half = side // 2
+    offsets = [(dr, dc) for dr in range(-half, half + 1) for dc in range(-half, half + 1)]
+    return sorted(offsets, key=lambda d: (abs(d[0]) + abs(d[1]), d))
+
+
 def sample_targets(coder: CenterPointBBoxCoder, boxes: Tensor, labels: Tensor,
                    classes: TaskClassMap, task_sizes: Sequence[int],
                    feature_size: tuple[int, int], train_cfg: Mapping[str, Any]
                    ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
     """``(heatmap, anno_box, ind, mask)`` per task for one sample (boxes of classes no task
-    predicts are ignored)."""
+    predicts are ignored).
+
+    With ``dense_reg`` > 1 the box regression is also supervised at the cells around each
+    centre, their offsets pointing at the true centre, so a heatmap peak one cell off still
+    decodes the right box; a cell that is some object's centre, or already claimed by an
+    earlier object's neighbourhood, keeps its first target.
+    """
     height, width = feature_size
-    max_objs = int(train_cfg.get("max_objs", 500)) * int(train_cfg.get("dense_reg", 1))
+    dense_reg = int(train_cfg.get("dense_reg", 1))
+    offsets = neighbourhood(dense_reg)
+    max_objs = int(train_cfg.get("max_objs", 500)) * dense_reg
     code = coder.code_size + 1
     boxes = boxes[:, :coder.code_size].float()
     cells, regression = coder.encode(boxes)
@@ -129,14 +148,25 @@ def sample_targets(coder: CenterPointBBoxCoder, boxes: Tensor, labels: Tensor,
         anno_box = boxes.new_zeros((max_objs, code))
         ind = torch.zeros(max_objs, dtype=torch.int64, device=boxes.device)
         mask = torch.zeros(max_objs, dtype=torch.bool, device=boxes.device)
-        members = [i for i, t in enumerate(task_of) if t == task][:max_objs]
-        for slot, box in enumerate(members):
+        members = [i for i, t in enumerate(task_of) if t == task][:max_objs // dense_reg]
+        claimed = {rows[box] * width + cols[box] for box in members if usable[box]}
+        for position, box in enumerate(members):  # slots position * dense_reg + k (mmdet3d's layout for 1)
             if not usable[box]:
                 continue
             draw_heatmap_gaussian(heatmap[local[box]], (cols[box], rows[box]), radii[box])
-            ind[slot] = rows[box] * width + cols[box]
-            mask[slot] = True
-            anno_box[slot] = regression[box]
+            for k, (d_row, d_col) in enumerate(offsets):
+                slot = position * dense_reg + k
+                row, col = rows[box] + d_row, cols[box] + d_col
+                cell = row * width + col
+                centre = d_row == 0 and d_col == 0
+                if not centre and (not (0 <= row < height and 0 <= col < width) or cell in claimed):
+                    continue
+                claimed.add(cell)
+                ind[slot] = cell
+                mask[slot] = True
+                anno_box[slot] = regression[box]
+                anno_box[slot, 0] -= d_col  # offsets are relative to the supervised cell
+                anno_box[slot, 1] -= d_row
         out.append((heatmap, anno_box, ind, mask))
     return out
 
