@@ -35,15 +35,22 @@ model = dict(
     pts_bbox_head=dict(
         in_channels=256, share_conv_channel=64, norm_cfg=dict(type="BN2d", momentum=norm_momentum),
         separate_head=dict(type="SeparateHead", head_conv=32, final_kernel=1, init_bias=-2.19),
+        # center_vote_kernel: decoded centres are the heat-weighted mean of what the 3 x 3 cells
+        # around a peak predict (they all regress it, see dense_reg), when within 0.5 cells.
         bbox_coder=dict(out_size_factor=out_size_factor, voxel_size=voxel_size[:2],
-                        pc_range=point_cloud_range[:2], post_center_range=post_center_range)),
+                        pc_range=point_cloud_range[:2], post_center_range=post_center_range,
+                        center_vote_kernel=3, center_vote_gate=0.5)),
     # dense_reg=9: box regression also supervised at the 3 x 3 cells around each centre (offsets
     # pointing at it), so a heatmap peak one 1.6 m cell off still decodes the right centre: car AP
     # 0.62 -> 0.70 / 0.72 (two seeds) in the same 80 epochs; 25 (5 x 5) gave 0.66.
     train_cfg=dict(pts=dict(grid_size=grid_size, voxel_size=voxel_size, out_size_factor=out_size_factor,
                             point_cloud_range=point_cloud_range, dense_reg=9)),
+    # flip_tta: CenterPoint's double-flip testing (4 runs per frame, maps averaged). With the
+    # centre vote it lifts held-out car AP 0.650 / 0.676 / 0.687 -> 0.721 / 0.731 / 0.716 (three
+    # seeds). It costs 4x inference time: live use can set model.test_cfg.pts.flip_tta=False.
     test_cfg=dict(pts=dict(out_size_factor=out_size_factor, voxel_size=voxel_size[:2],
-                           pc_range=point_cloud_range[:2], post_center_limit_range=post_center_range)),
+                           pc_range=point_cloud_range[:2], post_center_limit_range=post_center_range,
+                           flip_tta=True)),
 )
 db_sampler = dict(
     info_path=data_root + "nuscenes_dbinfos_train.pkl", data_root=data_root, rate=1.0,

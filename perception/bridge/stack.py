@@ -123,11 +123,19 @@ class DetectorStack:
     @classmethod
     def from_files(cls, config: str | Path, checkpoint: str | Path | None, device: str = "cpu",
                    **kwargs) -> "DetectorStack":
-        """Build the model with :func:`perception.apis.init_model` (random weights when no checkpoint)."""
-        from ..apis import init_model
+        """Build the model with :func:`perception.apis.init_model` (random weights when no checkpoint).
 
+        Live frames get one network run each: a config's flip test-time augmentation
+        (``test_cfg.pts.flip_tta``, four runs per frame, for offline evaluation) is turned off.
+        """
+        from ..apis import init_model
+        from ..config import load_config
+
+        model_cfg = load_config(Path(config)).get("model", {})
+        live = ({"model.test_cfg.pts.flip_tta": False}
+                if (model_cfg.get("test_cfg") or {}).get("pts", {}).get("flip_tta") else None)
         return cls.from_model(init_model(str(config), None if checkpoint is None else str(checkpoint),
-                                         device=device), **kwargs)
+                                         device=device, cfg_options=live), **kwargs)
 
     def __call__(self, frame: Frame) -> StackOutput:
         timer = StageTimer()

@@ -87,3 +87,47 @@ def test_decode_rejects_bad_maps() -> None:
         CenterPointBBoxCoder([-8, -4], 2, [0.25, 0.25], code_size=8)
     with pytest.raises(ValueError, match="boxes must be"):
         coder.encode(torch.zeros(3, 7))
+
+
+def _vote_maps(coder: CenterPointBBoxCoder) -> tuple[torch.Tensor, ...]:
+    """One class, a peak at (row 10, col 12) predicting offset (0.2, 0.6) and three
+    neighbours: two agree (they predict centres 0.1 cell away), one points elsewhere."""
+    heat = torch.zeros(1, 1, 24, 32)
+    reg = torch.zeros(1, 2, 24, 32)
+    heat[0, 0, 10, 12], reg[0, :, 10, 12] = 0.8, torch.tensor([0.2, 0.6])
+    heat[0, 0, 10, 13], reg[0, :, 10, 13] = 0.4, torch.tensor([-0.7, 0.6])  # centre x 12.3
+    heat[0, 0, 11, 12], reg[0, :, 11, 12] = 0.4, torch.tensor([0.2, -0.5])  # centre y 10.5
+    heat[0, 0, 9, 11], reg[0, :, 9, 11] = 0.5, torch.tensor([0.5, 0.5])  # centre (11.5, 9.5)
+    zeros = torch.zeros(1, 1, 24, 32)
+    return heat, zeros, zeros, zeros, torch.zeros(1, 3, 24, 32), torch.zeros(1, 2, 24, 32), reg
+
+
+def test_center_vote_averages_agreeing_neighbours_only() -> None:
+    plain = MODELS.build(dict(CODER, max_num=1))
+    voted = MODELS.build(dict(CODER, max_num=1, center_vote_kernel=3, center_vote_gate=0.5))
+    maps = _vote_maps(plain)
+    base = plain.decode(*maps)[0]["bboxes"][0]
+    assert base[:2].tolist() == pytest.approx([(12.2 * 0.5) - 8, (10.6 * 0.5) - 4])
+    box = voted.decode(*maps)[0]["bboxes"][0]
+    # weights 0.8, 0.4, 0.4 on x = 12.2, 12.3, 12.2 and y = 10.6, 10.6, 10.5 (cells)
+    x_cells = (0.8 * 12.2 + 0.4 * 12.3 + 0.4 * 12.2) / 1.6
+    y_cells = (0.8 * 10.6 + 0.4 * 10.6 + 0.4 * 10.5) / 1.6
+    assert box[:2].tolist() == pytest.approx([x_cells * 0.5 - 8, y_cells * 0.5 - 4], abs=1e-5)
+    assert torch.equal(box[2:], base[2:])  # only the centre is voted
+    wide = MODELS.build(dict(CODER, max_num=1, center_vote_kernel=3, center_vote_gate=2.0))
+    pulled = wide.decode(*maps)[0]["bboxes"][0]  # the stray neighbour now votes too
+    assert pulled[0] < box[0] and pulled[1] < box[1]
+
+
+def test_center_vote_at_the_border_and_bad_arguments() -> None:
+    voted = MODELS.build(dict(CODER, max_num=1, center_vote_kernel=5, center_vote_gate=1.0))
+    heat, *rest = _vote_maps(voted)
+    heat = torch.zeros_like(heat)
+    heat[0, 0, 0, 0] = 0.9  # a corner peak: padded neighbours have no heat and do not vote
+    rest[-1][0, :, 0, 0] = torch.tensor([0.3, 0.4])
+    box = voted.decode(heat, *rest)[0]["bboxes"][0]
+    assert box[:2].tolist() == pytest.approx([0.3 * 0.5 - 8, 0.4 * 0.5 - 4])
+    for kernel, gate in ((2, 1.0), (0, 1.0), (3, 0.0)):
+        with pytest.raises(ValueError, match="center_vote_kernel must be a positive odd"):
+            CenterPointBBoxCoder([-8, -4], 2, [0.25, 0.25], center_vote_kernel=kernel,
+                                 center_vote_gate=gate)

@@ -7,6 +7,8 @@ whose ``pts`` entries are handed to the head as its ``train_cfg`` / ``test_cfg``
 voxels ``{"voxels", "num_points", "coors"}`` (e.g. ``HardSimpleVFE``) or dynamic
 ``{"points", "coors"}`` (``DynamicSimpleVFE``).  The BEV map keeps the stack's convention
 (columns +x, rows +y), so the head decodes cells with the same ``point_cloud_range``.
+``test_cfg=dict(pts=dict(flip_tta=True, ...))`` turns on CenterPoint's double-flip testing
+(:mod:`..dense_heads.center_flip_tta`): four runs per frame, maps averaged before decoding.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from typing import Any, Mapping
 from torch import Tensor, nn
 
 from ...registry import MODELS
+from ..dense_heads.center_flip_tta import (FLIPS, check_symmetric_grid, flip_points,
+                                           merge_center_maps, unflip_center_maps)
 from ...structures.det_sample import DetSample
 from .base import Base3DDetector, build_optional
 
@@ -88,9 +92,29 @@ class CenterPoint(Base3DDetector):
 
     def predict(self, inputs: dict, data_samples: list[DetSample]) -> list[DetSample]:
         """Copies of the samples with ``pred`` (LiDAR-frame ``Boxes3D`` with scores)."""
-        preds = self.pts_bbox_head(self.extract_feat(inputs))
+        if (self.pts_bbox_head.test_cfg or {}).get("flip_tta", False):
+            preds = self._flip_tta_maps(inputs)
+        else:
+            preds = self.pts_bbox_head(self.extract_feat(inputs))
         return self.add_pred_to_datasample(data_samples,
                                            self.pts_bbox_head.predict(preds, data_samples))
+
+    def _flip_tta_maps(self, inputs: Mapping[str, Any]) -> list[dict[str, Tensor]]:
+        """Per-task head maps averaged over the plain and the three mirrored clouds."""
+        voxelizer = getattr(self.data_preprocessor, "voxel_layer", None)
+        if voxelizer is None:
+            raise ValueError("CenterPoint flip_tta needs a data_preprocessor with a voxel_layer "
+                             "to voxelize the mirrored clouds")
+        runs = []
+        for flip_x, flip_y in FLIPS:
+            points = [flip_points(cloud, flip_x, flip_y) for cloud in inputs["points"]]
+            maps = self.pts_bbox_head(self.extract_feat(
+                {"points": points, "voxels": voxelizer(points)}))
+            runs.append([unflip_center_maps(task, flip_x, flip_y) for task in maps])
+        heat = runs[0][0]["heatmap"]
+        coder = self.pts_bbox_head.bbox_coder
+        check_symmetric_grid(coder.pc_range, coder.cell_size, heat.shape[2], heat.shape[3])
+        return [merge_center_maps([run[task] for run in runs]) for task in range(len(runs[0]))]
 
     def _forward(self, inputs: dict, data_samples: list[DetSample]) -> Any:
         """The head's raw outputs (one dict of maps per task)."""

@@ -8,7 +8,11 @@ out_size_factor``) as the regression vector
     ``dx, dy, z, log l, log w, log h, sin yaw, cos yaw[, vx, vy]``
 
 where ``(dx, dy)`` in ``[0, 1)`` is the offset of the centre inside its cell, in cells.
-Decoding takes the top-K cells of a heatmap and inverts that encoding.
+Decoding takes the top-K cells of a heatmap and inverts that encoding. With
+``center_vote_kernel = k > 1`` (meant for heads trained with ``dense_reg``, where every cell
+near a centre regresses that centre) the decoded centre is the heatmap-weighted mean of the
+centres predicted by the k x k cells around the peak that agree with the peak's own
+prediction to within ``center_vote_gate`` cells: several noisy estimates instead of one.
 """
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ class CenterPointBBoxCoder:
     def __init__(self, pc_range: Sequence[float], out_size_factor: int,
                  voxel_size: Sequence[float], post_center_range: Sequence[float] | None = None,
                  max_num: int = 100, score_threshold: float | None = None, code_size: int = 9,
-                 norm_bbox: bool = True) -> None:
+                 norm_bbox: bool = True, center_vote_kernel: int = 1,
+                 center_vote_gate: float = 1.0) -> None:
         if len(pc_range) < 2 or len(voxel_size) < 2:
             raise ValueError(f"pc_range and voxel_size need x and y values, got "
                              f"{list(pc_range)} and {list(voxel_size)}")
@@ -45,6 +50,12 @@ class CenterPointBBoxCoder:
         if out_size_factor <= 0 or max_num <= 0:
             raise ValueError(f"out_size_factor and max_num must be positive, got "
                              f"{out_size_factor} and {max_num}")
+        if center_vote_kernel < 1 or center_vote_kernel % 2 == 0 or center_vote_gate <= 0:
+            raise ValueError(f"center_vote_kernel must be a positive odd number and "
+                             f"center_vote_gate positive, got {center_vote_kernel} and "
+                             f"{center_vote_gate}")
+        self.center_vote_kernel = int(center_vote_kernel)
+        self.center_vote_gate = float(center_vote_gate)
         self.pc_range = [float(v) for v in pc_range[:2]]
         self.voxel_size = [float(v) for v in voxel_size[:2]]
         self.out_size_factor = int(out_size_factor)
@@ -117,6 +128,8 @@ class CenterPointBBoxCoder:
                                 ).transpose(1, 2)
 
         offset = gather(reg) if reg is not None else heat.new_full((batch, count, 2), 0.5)
+        if reg is not None and self.center_vote_kernel > 1:
+            offset = self._voted_offsets(heat, reg, labels, pixel, offset)
         size_x, size_y = self.cell_size
         xs = (cols[..., None] + offset[..., :1]) * size_x + self.pc_range[0]
         ys = (rows[..., None] + offset[..., 1:]) * size_y + self.pc_range[1]
@@ -134,3 +147,38 @@ class CenterPointBBoxCoder:
             keep &= ((boxes[..., :3] >= limits[:3]) & (boxes[..., :3] <= limits[3:])).all(dim=2)
         return [dict(bboxes=boxes[i][keep[i]], scores=scores[i][keep[i]],
                      labels=labels[i][keep[i]]) for i in range(batch)]
+
+    def _voted_offsets(self, heat: Tensor, reg: Tensor, labels: Tensor, pixel: Tensor,
+                       offset: Tensor) -> Tensor:
+        """``(B, K, 2)`` offsets of the top cells replaced by the heat-weighted mean of the
+        centres their k x k neighbours predict, in cells relative to each top cell; only
+        neighbours whose prediction lies within ``center_vote_gate`` cells of the top cell's
+        own prediction vote, so a neighbouring object does not pull the centre."""
+        batch, _, height, width = heat.shape
+        kernel = self.center_vote_kernel
+        half = kernel // 2
+        count = pixel.shape[1]
+        padded_heat = torch.nn.functional.pad(heat, (half, half, half, half))
+        padded_reg = torch.nn.functional.pad(reg, (half, half, half, half))
+        rows, cols = pixel // width, pixel % width
+        steps = torch.arange(-half, half + 1, device=heat.device)
+        d_rows, d_cols = torch.meshgrid(steps, steps, indexing="ij")
+        d_rows, d_cols = d_rows.reshape(-1), d_cols.reshape(-1)  # (k*k,)
+        nb_rows = rows[..., None] + d_rows + half  # (B, K, k*k) in the padded map
+        nb_cols = cols[..., None] + d_cols + half
+        nb_flat = (nb_rows * (width + 2 * half) + nb_cols).reshape(batch, -1)
+        flat_reg = padded_reg.reshape(batch, 2, -1)
+        nb_reg = torch.gather(flat_reg, 2, nb_flat[:, None].expand(-1, 2, -1))
+        nb_reg = nb_reg.reshape(batch, 2, count, -1).permute(0, 2, 3, 1)  # (B, K, k*k, 2)
+        flat_heat = padded_heat.reshape(batch, heat.shape[1], -1)
+        class_heat = torch.gather(flat_heat, 1, labels[:, :, None].expand(-1, -1, flat_heat.shape[2]))
+        nb_heat = torch.gather(class_heat, 2, nb_flat.reshape(batch, count, -1))  # (B, K, k*k)
+        shift = torch.stack([d_cols, d_rows], dim=1).to(reg.dtype)  # (k*k, 2) as (x, y)
+        nb_centre = nb_reg + shift  # each neighbour's predicted centre, cells from the top cell
+        agree = (nb_centre - offset[:, :, None]).norm(dim=3) <= self.center_vote_gate
+        weight = nb_heat * agree.to(nb_heat.dtype)
+        voted = (weight[..., None] * nb_centre).sum(dim=2) / weight.sum(dim=2, keepdim=True
+                                                                         ).clamp_min(1e-12)
+        # The top cell always agrees with itself, so the weight is positive unless its heat
+        # is exactly 0; keep its own offset then.
+        return torch.where(weight.sum(dim=2, keepdim=True) > 0, voted, offset)
