@@ -52,27 +52,15 @@ def unflip_center_maps(pred: Mapping[str, Tensor], flip_x: bool,
     """
     dims = [d for d, flag in ((3, flip_x), (2, flip_y)) if flag]
     out = {key: (value.flip(dims) if dims else value) for key, value in pred.items()}
-    if "reg" in out:
-        reg = out["reg"].clone()
-        if flip_x:
-            reg[:, 0] = 1.0 - reg[:, 0]
-        if flip_y:
-            reg[:, 1] = 1.0 - reg[:, 1]
-        out["reg"] = reg
-    if "rot" in out:  # (sin, cos)
-        rot = out["rot"].clone()
-        if flip_x:
-            rot[:, 1] = -rot[:, 1]
-        if flip_y:
-            rot[:, 0] = -rot[:, 0]
-        out["rot"] = rot
-    if "vel" in out:
-        vel = out["vel"].clone()
-        if flip_x:
-            vel[:, 0] = -vel[:, 0]
-        if flip_y:
-            vel[:, 1] = -vel[:, 1]
-        out["vel"] = vel
+    # channels negated by each mirror: rot is (sin, cos), vel is (vx, vy)
+    negated = {"rot": (flip_y, flip_x), "vel": (flip_x, flip_y)}
+    for key, flags in negated.items():
+        if key in out and any(flags):
+            signs = out[key].new_tensor([-1.0 if flag else 1.0 for flag in flags])
+            out[key] = out[key] * signs.view(1, 2, 1, 1)
+    if "reg" in out and (flip_x or flip_y):  # in-cell offsets (dx, dy) -> 1 - d along a mirror
+        mirrored = out["reg"].new_tensor([float(flip_x), float(flip_y)]).view(1, 2, 1, 1)
+        out["reg"] = mirrored + (1.0 - 2.0 * mirrored) * out["reg"]
     return out
 
 
