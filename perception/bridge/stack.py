@@ -131,11 +131,11 @@ class DetectorStack:
         from ..apis import init_model
         from ..config import load_config
 
-        model_cfg = load_config(Path(config)).get("model", {})
-        live = ({"model.test_cfg.pts.flip_tta": False}
-                if (model_cfg.get("test_cfg") or {}).get("pts", {}).get("flip_tta") else None)
-        return cls.from_model(init_model(str(config), None if checkpoint is None else str(checkpoint),
-                                         device=device, cfg_options=live), **kwargs)
+        cfg = load_config(Path(config))
+        if ((cfg.get("model", {}).get("test_cfg") or {}).get("pts") or {}).get("flip_tta"):
+            cfg.merge_from_dict({"model.test_cfg.pts.flip_tta": False})
+        return cls.from_model(init_model(cfg, None if checkpoint is None else str(checkpoint),
+                                         device=device), **kwargs)
 
     def __call__(self, frame: Frame) -> StackOutput:
         timer = StageTimer()

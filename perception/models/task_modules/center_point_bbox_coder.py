@@ -170,15 +170,17 @@ class CenterPointBBoxCoder:
         flat_reg = padded_reg.reshape(batch, 2, -1)
         nb_reg = torch.gather(flat_reg, 2, nb_flat[:, None].expand(-1, 2, -1))
         nb_reg = nb_reg.reshape(batch, 2, count, -1).permute(0, 2, 3, 1)  # (B, K, k*k, 2)
-        flat_heat = padded_heat.reshape(batch, heat.shape[1], -1)
-        class_heat = torch.gather(flat_heat, 1, labels[:, :, None].expand(-1, -1, flat_heat.shape[2]))
-        nb_heat = torch.gather(class_heat, 2, nb_flat.reshape(batch, count, -1))  # (B, K, k*k)
+        # each top cell's own class channel at its neighbours: one flat (class, cell) index
+        padded_cells = padded_heat.shape[2] * padded_heat.shape[3]
+        class_flat = labels[:, :, None] * padded_cells + nb_flat.reshape(batch, count, -1)
+        nb_heat = torch.gather(padded_heat.reshape(batch, -1), 1, class_flat.reshape(batch, -1)
+                               ).reshape(batch, count, -1)  # (B, K, k*k)
         shift = torch.stack([d_cols, d_rows], dim=1).to(reg.dtype)  # (k*k, 2) as (x, y)
         nb_centre = nb_reg + shift  # each neighbour's predicted centre, cells from the top cell
         agree = (nb_centre - offset[:, :, None]).norm(dim=3) <= self.center_vote_gate
         weight = nb_heat * agree.to(nb_heat.dtype)
-        voted = (weight[..., None] * nb_centre).sum(dim=2) / weight.sum(dim=2, keepdim=True
-                                                                         ).clamp_min(1e-12)
+        total = weight.sum(dim=2, keepdim=True)
+        voted = (weight[..., None] * nb_centre).sum(dim=2) / total.clamp_min(1e-12)
         # The top cell always agrees with itself, so the weight is positive unless its heat
         # is exactly 0; keep its own offset then.
-        return torch.where(weight.sum(dim=2, keepdim=True) > 0, voted, offset)
+        return torch.where(total > 0, voted, offset)
