@@ -10,8 +10,13 @@ Where the prior comes from in training (``train_prior``):
 
 * ``"gt"`` (default): the sample's own vector ground truth, rasterized and corrupted (whole prior
   dropped with ``drop_prob``, instances dropped with ``instance_drop``, confidence scaled into
-  ``[min_confidence, 1]``, a random shift of up to ``shift`` metres): a stand-in for a map built
-  by earlier traversals, so one short training run teaches both the with- and without-prior case.
+  ``[min_confidence, 1]``, a random shift of up to ``shift`` metres; optionally each vertex
+  jittered by ``jitter`` metres (std) and ``false_instances`` spurious elements on average, copies
+  of the sample's own elements moved by up to ``false_offset`` metres and turned at random): a
+  stand-in for a map built by earlier traversals, so one short training run teaches both the
+  with- and without-prior case.  Jitter and spurious elements make it look like a map drawn from
+  a weak model's own predictions (crumpled lines, false positives), which is what a second
+  traversal reads, so the model learns to weigh the prior against its LiDAR evidence.
   An approximation of HRMapNet, which fills the map with predictions while training.
 * ``"map"``: the global map as at test time (fill it first, e.g. with ground truth).
 
@@ -79,7 +84,8 @@ class HRMapPrior(nn.Module):
                  query_init: Mapping[str, Any] | None = None, update_score_threshold: float = 0.3,
                  line_half_width: float = 0.6, location_key: str = "location", train_prior: str = "gt",
                  drop_prob: float = 0.3, instance_drop: float = 0.3, min_confidence: float = 0.5,
-                 shift: float = 0.5, enabled: bool = True) -> None:
+                 shift: float = 0.5, jitter: float = 0.0, false_instances: float = 0.0,
+                 false_offset: float = 8.0, enabled: bool = True) -> None:
         super().__init__()
         if train_prior not in TRAIN_PRIORS:
             raise ValueError(f"HRMapPrior: train_prior must be one of {TRAIN_PRIORS}, got {train_prior!r}")
@@ -97,6 +103,10 @@ class HRMapPrior(nn.Module):
         self.location_key, self.train_prior = location_key, train_prior
         self.drop_prob, self.instance_drop = drop_prob, instance_drop
         self.min_confidence, self.shift = min_confidence, shift
+        for name, value in (("jitter", jitter), ("false_instances", false_instances), ("false_offset", false_offset)):
+            if not value >= 0:
+                raise ValueError(f"HRMapPrior: {name} must be >= 0, got {value!r}")
+        self.jitter, self.false_instances, self.false_offset = float(jitter), float(false_instances), float(false_offset)
         self.enabled = enabled
         """False: the prior is all zeros (the 'without historical map' evaluation, same weights)."""
 
@@ -130,12 +140,30 @@ class HRMapPrior(nn.Module):
         if not keep.any():
             return empty
         offset = np.random.uniform(-self.shift, self.shift, size=(1, 1, 2)).astype(np.float32)
-        scores = np.random.uniform(self.min_confidence, 1.0, size=int(keep.sum())).astype(np.float32)
-        noisy = MapInstances(gt.points[keep] + offset, gt.labels[keep], gt.class_names, gt.closed[keep], scores)
+        points, labels, closed = gt.points[keep] + offset, gt.labels[keep], gt.closed[keep]
+        spurious = np.random.poisson(self.false_instances) if self.false_instances > 0 else 0
+        if spurious:
+            pick = np.random.randint(len(gt), size=spurious)
+            points = np.concatenate([points, self._moved_copies(gt.points[pick])])
+            labels, closed = np.concatenate([labels, gt.labels[pick]]), np.concatenate([closed, gt.closed[pick]])
+        if self.jitter > 0:
+            points = points + np.random.normal(0.0, self.jitter, size=points.shape).astype(np.float32)
+        scores = np.random.uniform(self.min_confidence, 1.0, size=len(points)).astype(np.float32)
+        noisy = MapInstances(points.astype(np.float32), labels, gt.class_names, closed, scores)
         bev = rasterize_instances(noisy, self.bev_grid, self.line_half_width)
         mapped = bev if self.map_grid == self.bev_grid else rasterize_instances(noisy, self.map_grid,
                                                                                 self.line_half_width)
         return bev, mapped
+
+    def _moved_copies(self, points: np.ndarray) -> np.ndarray:
+        """``(N, P, 2)`` element copies, each turned about its centre by a random angle and moved by up
+        to ``false_offset`` metres per axis: false positives of the shapes the map really holds."""
+        count = len(points)
+        angle = np.random.uniform(-np.pi, np.pi, size=count)
+        rot = np.stack([np.stack([np.cos(angle), -np.sin(angle)], 1), np.stack([np.sin(angle), np.cos(angle)], 1)], 1)
+        centre = points.mean(axis=1, keepdims=True)
+        move = np.random.uniform(-self.false_offset, self.false_offset, size=(count, 1, 2))
+        return (np.einsum("nij,npj->npi", rot, points - centre) + centre + move).astype(np.float32)
 
     def forward(self, bev: Tensor, samples: Sequence[DetSample],
                 default_refs: Tensor | None = None) -> dict[str, Tensor]:

@@ -123,6 +123,34 @@ def test_training_prior_is_corrupted_ground_truth() -> None:
     assert not prior.global_map.locations
 
 
+def test_training_prior_can_look_like_a_predicted_map() -> None:
+    """Spurious elements put prior cells away from every real element; jitter crumples lines."""
+    clean = make_prior(drop_prob=0.0, instance_drop=0.0, min_confidence=1.0, shift=0.0)
+    clean.train()
+    sample = make_sample("a", 0, 0, 0, gt=divider_at_y(-10.0))
+    _, reference = clean.crops([sample], torch.device("cpu"))
+    row = int((-10.0 + 30.0) / 0.5)
+    far_from_gt = np.ones(reference.shape[-2], bool)
+    far_from_gt[row - 4:row + 5] = False
+    assert reference[0, 0, far_from_gt].sum() == 0
+
+    np.random.seed(0)
+    spurious = make_prior(drop_prob=0.0, instance_drop=0.0, min_confidence=1.0, shift=0.0, false_instances=4.0)
+    spurious.train()
+    crops = [spurious.crops([sample], torch.device("cpu"))[1] for _ in range(5)]
+    assert any(float(c[0, 0, far_from_gt].sum()) > 0 for c in crops)  # divider-shaped false positives
+    assert all(torch.equal(c[0, 1:], torch.zeros_like(c[0, 1:])) for c in crops)  # copies keep the class
+
+    jittery = make_prior(drop_prob=0.0, instance_drop=0.0, min_confidence=1.0, shift=0.0, jitter=0.8)
+    jittery.train()
+    crumpled = jittery.crops([sample], torch.device("cpu"))[1]
+    assert not torch.equal(crumpled, reference)
+    assert crumpled[0, 0, row - 8:row + 9].sum() > 0.8 * crumpled[0, 0].sum()  # still near the divider
+    for name in ("jitter", "false_instances", "false_offset"):
+        with pytest.raises(ValueError, match=name):
+            make_prior(**{name: -1.0})
+
+
 def test_augmented_samples_use_the_augmented_pose() -> None:
     sample = make_sample("a", 10.0, 0.0, 0.0)
     flip = np.diag([1.0, -1.0, 1.0, 1.0])
