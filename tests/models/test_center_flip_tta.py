@@ -10,7 +10,7 @@ import torch
 
 from perception.config import load_config
 from perception.models.dense_heads.center_flip_tta import (FLIPS, check_symmetric_grid,
-                                                           flip_points, merge_center_maps,
+                                                           check_symmetric_range, flip_points, merge_center_maps,
                                                            unflip_center_maps)
 from perception.registry import MODELS
 
@@ -137,3 +137,14 @@ def test_flip_tta_needs_a_symmetric_grid() -> None:
     model.pts_bbox_head.bbox_coder.pc_range = [-8.0, -5.0]
     with torch.no_grad(), pytest.raises(ValueError, match="symmetric about the sensor"):
         model.test_step(raw_batch())
+
+
+def test_flip_tta_rejects_an_asymmetric_range_before_running_the_network() -> None:
+    check_symmetric_range([-10.0, -8.0, -5.0, 10.0, 8.0, 3.0])
+    model = real_head_detector(flip_tta=True)
+    model.data_preprocessor.voxel_layer.point_cloud_range = [-10.0, -8.0, -5.0, 10.0, 9.6, 3.0]
+    calls = []
+    model.pts_middle_encoder.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad(), pytest.raises(ValueError, match="point_cloud_range symmetric about the sensor; along y"):
+        model.test_step(raw_batch())
+    assert not calls  # failed before the first of the four runs

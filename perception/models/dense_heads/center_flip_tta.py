@@ -42,6 +42,16 @@ def check_symmetric_grid(pc_range: Sequence[float], cell_size: Sequence[float],
                              f"sensor; along {axis} the map covers [{start}, {end})")
 
 
+def check_symmetric_range(point_cloud_range: Sequence[float]) -> None:
+    """Raise unless the voxelized ``(x0, y0, z0, x1, y1, z1)`` range is centred on the sensor in
+    x and y: checked before the four runs, so a bad config fails without wasting them."""
+    for axis, index in (("x", 0), ("y", 1)):
+        start, end = float(point_cloud_range[index]), float(point_cloud_range[index + 3])
+        if abs(start + end) > 1e-4 * max(1.0, abs(start)):
+            raise ValueError(f"flip test-time augmentation needs a point_cloud_range symmetric "
+                             f"about the sensor; along {axis} it is [{start}, {end})")
+
+
 def unflip_center_maps(pred: Mapping[str, Tensor], flip_x: bool,
                        flip_y: bool) -> dict[str, Tensor]:
     """Head maps ``(B, C, H, W)`` of a mirrored cloud expressed in the original frame.

@@ -17,8 +17,8 @@ from typing import Any, Mapping
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from ..dense_heads.center_flip_tta import (FLIPS, check_symmetric_grid, flip_points,
-                                           merge_center_maps, unflip_center_maps)
+from ..dense_heads.center_flip_tta import (FLIPS, check_symmetric_grid, check_symmetric_range,
+                                           flip_points, merge_center_maps, unflip_center_maps)
 from ...structures.det_sample import DetSample
 from .base import Base3DDetector, build_optional
 
@@ -105,6 +105,7 @@ class CenterPoint(Base3DDetector):
         if voxelizer is None:
             raise ValueError("CenterPoint flip_tta needs a data_preprocessor with a voxel_layer "
                              "to voxelize the mirrored clouds")
+        check_symmetric_range(voxelizer.point_cloud_range)
         runs = []
         for flip_x, flip_y in FLIPS:
             points = [flip_points(cloud, flip_x, flip_y) for cloud in inputs["points"]]
