@@ -210,3 +210,46 @@ def test_voxel_layers_run_per_voxel_before_pooling() -> None:
     assert model(feats, coors, 2).shape[:2] == (2, model.out_channels)
     with pytest.raises(ValueError, match="voxel_channels"):
         PillarEmbedding(4, 8, SHAPE[0], 2, voxel_channels=(0,))
+
+
+def sub_cell_slots_by_loops(rows: torch.Tensor, coors: torch.Tensor, pillars: torch.Tensor,
+                            stride: int, k: int) -> torch.Tensor:
+    """Reference: for every pillar and slot, mean | max of the voxel rows in that sub-cell."""
+    t = stride // k
+    out = torch.zeros(len(pillars), k * k, 2 * rows.shape[1])
+    for p, (b, py, px) in enumerate(pillars.tolist()):
+        for sy in range(k):
+            for sx in range(k):
+                inside = ((coors[:, 0] == b) & (coors[:, 2] // stride == py) & (coors[:, 3] // stride == px)
+                          & ((coors[:, 2] % stride) // t == sy) & ((coors[:, 3] % stride) // t == sx))
+                if inside.any():
+                    out[p, sy * k + sx] = torch.cat([rows[inside].mean(0), rows[inside].amax(0)])
+    return out.flatten(1)
+
+
+@pytest.mark.parametrize("count,stride,k", [(200, 4, 2), (150, 4, 4), (1, 2, 2), (60, 3, 3)])
+def test_sub_cell_slots_equal_their_loop_reference(count: int, stride: int, k: int) -> None:
+    """Each sub-cell's mean / max lands in its fixed slot of its pillar, zeros elsewhere; the
+    embedding takes them and gradients reach the per-voxel layers through them."""
+    from perception.models.backbones.flatformer_blocks import PillarEmbedding
+    torch.manual_seed(1)
+    embed = PillarEmbedding(4, 8, SHAPE[0], stride, voxel_channels=(6,), sub_cells=k)
+    feats, coors = voxels(count, 2, seed=count)
+    coors = coors.long()
+    rows = embed.voxel_rows(feats, coors, embed.voxel_layers)
+    _, _, pillars = embed.reduce(rows, coors)
+    slots = embed.sub_cell_slots(rows, coors, pillars)
+    assert torch.allclose(slots, sub_cell_slots_by_loops(rows, coors, pillars, stride, k), atol=1e-6)
+    out, out_pillars = embed(feats, coors)
+    assert out.shape == (len(pillars), 8) and torch.equal(out_pillars, pillars)
+    out.sum().backward()
+    assert embed.linear.weight.grad[:, 12:].abs().sum() > 0  # the slot inputs are used
+    empty, empty_pillars = embed(feats[:0], coors[:0])
+    assert empty.shape == (0, 8) and empty_pillars.shape == (0, 3)
+
+
+@pytest.mark.parametrize("k", [0, 3, True])
+def test_sub_cells_must_divide_the_pillar(k: object) -> None:
+    from perception.models.backbones.flatformer_blocks import PillarEmbedding
+    with pytest.raises(ValueError, match="sub_cells"):
+        PillarEmbedding(4, 8, SHAPE[0], 4, sub_cells=k)

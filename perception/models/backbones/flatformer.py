@@ -50,7 +50,7 @@ class _BEVTransformer(nn.Module):
                  window_shape: int | Sequence[int] = (9, 9), ffn_ratio: float = 2.0,
                  dropout: float = 0.0, activation: str = "gelu",
                  out_channels: int | None = None, pos_temperature: float = 10000.0,
-                 voxel_channels: Sequence[int] = ()) -> None:
+                 voxel_channels: Sequence[int] = (), sub_cells: int = 1) -> None:
         super().__init__()
         name = type(self).__name__
         if len(sparse_shape) != 3 or any(int(s) < 1 for s in sparse_shape):
@@ -70,7 +70,8 @@ class _BEVTransformer(nn.Module):
             tuple(window_shape) if not isinstance(window_shape, int) else window_shape,
             f"{name}: window_shape")
         self.out_channels = out_channels or embed_dims
-        self.embed = PillarEmbedding(in_channels, embed_dims, self.sparse_shape[0], bev_stride, voxel_channels)
+        self.embed = PillarEmbedding(in_channels, embed_dims, self.sparse_shape[0], bev_stride, voxel_channels,
+                                     sub_cells)
         self.pos = SinePositionalEncoding2D(embed_dims, pos_temperature)
         self.blocks = nn.ModuleList(
             nn.ModuleList(self.make_layer(embed_dims, num_heads, ffn_ratio, dropout, activation)

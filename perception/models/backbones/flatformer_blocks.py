@@ -2,7 +2,8 @@
 
 * :class:`PillarEmbedding`: ``(b, z, y, x)`` voxels -> BEV pillars ``(b, y, x)`` at
   ``bev_stride``: mean and max of the voxels' features (plus normalised z index and offset
-  in the pillar) over each pillar, so the z layers collapse, then Linear + LayerNorm + GELU.
+  in the pillar) over each pillar, so the z layers collapse (optionally also per sub-cell, in
+  fixed slots), then Linear + LayerNorm + GELU.
 * :class:`SinePositionalEncoding2D`: fixed sinusoidal encoding of the pillar's (x, y).
 * :class:`FlatAttentionLayer`: pre-norm attention + FFN whose attention runs inside the
   groups of a :class:`perception_ops.flatten.GroupLayout`: q / k / v are projected on the
@@ -36,15 +37,22 @@ class PillarEmbedding(nn.Module):
     pillar; optional per-voxel layers (``voxel_channels``: Linear + LayerNorm + GELU each, a
     PointPillars-style PFN) make them nonlinear shape features; the pillar's mean and max of
     those are embedded by Linear + LayerNorm + GELU.  Without voxel layers the raw voxel rows
-    are pooled first, which keeps the cost on the (fewer) pillars.  Coordinates must stay
-    below 2 ** 21 per axis (packed into one sort key)."""
+    are pooled first, which keeps the cost on the (fewer) pillars.  With ``sub_cells = k > 1``
+    the pillar is also cut into ``k x k`` sub-cells whose own mean and max sit in fixed slots of
+    the embedding's input (zeros where a sub-cell is empty), like a ViT patch embedding: the
+    layout inside the pillar survives the pooling (where objects end, which way they point).
+    Coordinates must stay below 2 ** 21 per axis (packed into one sort key)."""
 
     EXTRA = 3  # z / D, in-pillar x and y offsets
 
     def __init__(self, in_channels: int, dim: int, depth_cells: int, bev_stride: int,
-                 voxel_channels: Sequence[int] = ()) -> None:
+                 voxel_channels: Sequence[int] = (), sub_cells: int = 1) -> None:
         super().__init__()
-        self.depth_cells, self.bev_stride = depth_cells, bev_stride
+        if isinstance(sub_cells, bool) or not isinstance(sub_cells, int) or sub_cells < 1 \
+                or bev_stride % sub_cells:
+            raise ValueError(f"PillarEmbedding: sub_cells must be a positive int dividing bev_stride "
+                             f"{bev_stride}, got {sub_cells!r}")
+        self.depth_cells, self.bev_stride, self.sub_cells = depth_cells, bev_stride, sub_cells
         layers: list[nn.Module] = []
         width = in_channels + self.EXTRA
         for channels in voxel_channels:
@@ -53,13 +61,18 @@ class PillarEmbedding(nn.Module):
             layers += [nn.Linear(width, int(channels)), nn.LayerNorm(int(channels)), nn.GELU()]
             width = int(channels)
         self.voxel_layers = nn.Sequential(*layers)
-        self.linear = nn.Linear(2 * width, dim)
+        slots = sub_cells * sub_cells if sub_cells > 1 else 0
+        self.linear = nn.Linear(2 * width * (1 + slots), dim)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, features: Tensor, coors: Tensor) -> tuple[Tensor, Tensor]:
         """``(pillar features (P, dim), pillar coords (P, 3) int64 (b, y, x))``."""
-        mean, peak, pillars = self.pool(features, coors, self.voxel_layers)
-        return F.gelu(self.norm(self.linear(torch.cat([mean, peak], dim=1)))), pillars
+        rows = self.voxel_rows(features, coors, self.voxel_layers)
+        mean, peak, pillars = self.reduce(rows, coors)
+        parts = [mean, peak]
+        if self.sub_cells > 1:
+            parts.append(self.sub_cell_slots(rows, coors, pillars))
+        return F.gelu(self.norm(self.linear(torch.cat(parts, dim=1)))), pillars
 
     def pool(self, features: Tensor, coors: Tensor, voxel_layers: nn.Module | None = None,
              ) -> tuple[Tensor, Tensor, Tensor]:
@@ -67,25 +80,48 @@ class PillarEmbedding(nn.Module):
         given) over each pillar, and the pillars' ``(b, y, x)`` sorted lexicographically.  One
         sort of a packed int64 key, then segment reductions over the sorted rows (same values
         as scatter pooling)."""
+        return self.reduce(self.voxel_rows(features, coors, voxel_layers), coors)
+
+    def voxel_rows(self, features: Tensor, coors: Tensor, voxel_layers: nn.Module | None = None) -> Tensor:
+        """``(M, C)`` voxel rows extended by z / in-pillar offsets, through ``voxel_layers`` if given."""
         coors = coors.long()
         s = self.bev_stride
         extra = torch.stack([(coors[:, 1] + 0.5) / self.depth_cells,
                              (coors[:, 3] % s + 0.5) / s, (coors[:, 2] % s + 0.5) / s], dim=1)
         x = torch.cat([features, extra.to(features.dtype)], dim=1)
-        if voxel_layers is not None:
-            x = voxel_layers(x)
-        if x.shape[0] == 0:
-            empty = x.new_zeros((0, x.shape[1]))
+        return x if voxel_layers is None else voxel_layers(x)
+
+    def reduce(self, rows: Tensor, coors: Tensor, stride: int | None = None,
+               ) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean and max ``(P, C)`` of voxel ``rows`` over each cell of ``stride`` voxels (default
+        the pillar) and the cells' ``(b, y, x)`` sorted lexicographically."""
+        coors = coors.long()
+        s = self.bev_stride if stride is None else stride
+        if rows.shape[0] == 0:
+            empty = rows.new_zeros((0, rows.shape[1]))
             return empty, empty, coors.new_zeros((0, 3))
         key = (coors[:, 0] << 42) | ((coors[:, 2] // s) << 21) | (coors[:, 3] // s)
         sorted_key, order = torch.sort(key, stable=True)  # deterministic sum order
         unique, counts = torch.unique_consecutive(sorted_key, return_counts=True)
-        rows = x.index_select(0, order)
+        rows = rows.index_select(0, order)
         mean = torch.segment_reduce(rows, "mean", lengths=counts)
         peak = torch.segment_reduce(rows, "max", lengths=counts)
         mask = (1 << 21) - 1
-        pillars = torch.stack([unique >> 42, (unique >> 21) & mask, unique & mask], dim=1)
-        return mean, peak, pillars
+        cells = torch.stack([unique >> 42, (unique >> 21) & mask, unique & mask], dim=1)
+        return mean, peak, cells
+
+    def sub_cell_slots(self, rows: Tensor, coors: Tensor, pillars: Tensor) -> Tensor:
+        """``(P, k * k * 2C)``: each pillar's ``k x k`` sub-cells' mean | max in slot
+        ``(y % k) * k + x % k`` (zeros for empty sub-cells); ``pillars`` as :meth:`reduce` gives them."""
+        k = self.sub_cells
+        mean, peak, cells = self.reduce(rows, coors, self.bev_stride // k)
+        stats = torch.cat([mean, peak], dim=1)
+        pillar_key = (pillars[:, 0] << 42) | (pillars[:, 1] << 21) | pillars[:, 2]
+        owner_key = (cells[:, 0] << 42) | ((cells[:, 1] // k) << 21) | (cells[:, 2] // k)
+        owner = torch.searchsorted(pillar_key, owner_key)  # pillars are sorted by the same key
+        slot = owner * (k * k) + (cells[:, 1] % k) * k + cells[:, 2] % k
+        out = stats.new_zeros((pillars.shape[0] * k * k, stats.shape[1])).index_copy(0, slot, stats)
+        return out.view(pillars.shape[0], k * k * stats.shape[1])
 
 
 class SinePositionalEncoding2D(nn.Module):
