@@ -9,7 +9,9 @@ the predicted vectors (:func:`~.hrmap_rasterize.rasterize_instances`) into the g
 Where the prior comes from in training (``train_prior``):
 
 * ``"gt"`` (default): the sample's own vector ground truth, rasterized and corrupted (whole prior
-  dropped with ``drop_prob``, instances dropped with ``instance_drop``, confidence scaled into
+  dropped with ``drop_prob``, instances dropped with ``instance_drop`` (a probability, or a
+  ``(low, high)`` range it is drawn from per sample: then how complete the prior is varies, so
+  an element missing from it is no evidence against the element), confidence scaled into
   ``[min_confidence, 1]``, a random shift of up to ``shift`` metres; optionally each vertex
   jittered by ``jitter`` metres (std) and ``false_instances`` spurious elements on average, copies
   of the sample's own elements moved by up to ``false_offset`` metres and turned at random): a
@@ -83,7 +85,8 @@ class HRMapPrior(nn.Module):
                  global_map: Mapping[str, Any] | None = None, aggregation: Mapping[str, Any] | None = None,
                  query_init: Mapping[str, Any] | None = None, update_score_threshold: float = 0.3,
                  line_half_width: float = 0.6, location_key: str = "location", train_prior: str = "gt",
-                 drop_prob: float = 0.3, instance_drop: float = 0.3, min_confidence: float = 0.5,
+                 drop_prob: float = 0.3, instance_drop: float | Sequence[float] = 0.3,
+                 min_confidence: float = 0.5,
                  shift: float = 0.5, jitter: float = 0.0, false_instances: float = 0.0,
                  false_offset: float = 8.0, enabled: bool = True) -> None:
         super().__init__()
@@ -101,7 +104,11 @@ class HRMapPrior(nn.Module):
             dict(type="HRMapQueryInit", num_classes=num_classes, map_range=tuple(map_range), **dict(query_init)))
         self.update_score_threshold, self.line_half_width = update_score_threshold, line_half_width
         self.location_key, self.train_prior = location_key, train_prior
-        self.drop_prob, self.instance_drop = drop_prob, instance_drop
+        drop_range = (instance_drop, instance_drop) if isinstance(instance_drop, (int, float)) else tuple(instance_drop)
+        if len(drop_range) != 2 or not 0 <= drop_range[0] <= drop_range[1] <= 1:
+            raise ValueError(f"HRMapPrior: instance_drop must be a probability or a (low, high) range in "
+                             f"[0, 1], got {instance_drop!r}")
+        self.drop_prob, self.instance_drop = drop_prob, tuple(float(v) for v in drop_range)
         self.min_confidence, self.shift = min_confidence, shift
         for name, value in (("jitter", jitter), ("false_instances", false_instances), ("false_offset", false_offset)):
             if not value >= 0:
@@ -136,7 +143,9 @@ class HRMapPrior(nn.Module):
         gt = sample.gt_map
         if gt is None or not len(gt) or np.random.rand() < self.drop_prob:
             return empty
-        keep = np.random.rand(len(gt)) >= self.instance_drop
+        drop = np.random.uniform(*self.instance_drop) if self.instance_drop[0] < self.instance_drop[1] \
+            else self.instance_drop[0]
+        keep = np.random.rand(len(gt)) >= drop
         if not keep.any():
             return empty
         offset = np.random.uniform(-self.shift, self.shift, size=(1, 1, 2)).astype(np.float32)

@@ -151,6 +151,22 @@ def test_training_prior_can_look_like_a_predicted_map() -> None:
             make_prior(**{name: -1.0})
 
 
+def test_instance_drop_can_vary_per_sample() -> None:
+    """A (low, high) instance_drop draws each sample's completeness: some priors keep every
+    element, others almost none."""
+    gt = MapInstances(np.stack([divider_at_y(y).points[0] for y in np.linspace(-25, 25, 12)]),
+                      np.zeros(12, np.int64), CLASSES, np.zeros(12, bool))
+    sample = make_sample("a", 0, 0, 0, gt=gt)
+    prior = make_prior(drop_prob=0.0, instance_drop=(0.0, 1.0), min_confidence=1.0, shift=0.0)
+    prior.train()
+    np.random.seed(3)
+    filled = [float((prior.crops([sample], torch.device("cpu"))[1][0, 0] > 0).sum()) for _ in range(30)]
+    assert max(filled) > 3 * min(filled)
+    for bad in ((0.5, 0.2), (0.0, 1.5), (0.1, 0.2, 0.3)):
+        with pytest.raises(ValueError, match="instance_drop"):
+            make_prior(instance_drop=bad)
+
+
 def test_augmented_samples_use_the_augmented_pose() -> None:
     sample = make_sample("a", 10.0, 0.0, 0.0)
     flip = np.diag([1.0, -1.0, 1.0, 1.0])
