@@ -253,3 +253,24 @@ def test_sub_cells_must_divide_the_pillar(k: object) -> None:
     from perception.models.backbones.flatformer_blocks import PillarEmbedding
     with pytest.raises(ValueError, match="sub_cells"):
         PillarEmbedding(4, 8, SHAPE[0], 4, sub_cells=k)
+
+
+@pytest.mark.parametrize("cls", [FlatFormer, SSTWindowBackbone])
+def test_bev_convs_fill_the_cells_around_occupied_pillars(cls: type) -> None:
+    """Without ``bev_convs`` only occupied pillars carry features; each 3 x 3 layer spreads them
+    one cell further (a lone voxel lights its 3 x 3, then 5 x 5 neighbourhood)."""
+    feats = torch.randn(1, 4)
+    coors = torch.tensor([[0, 2, 10, 12]], dtype=torch.int32)  # pillar (5, 6) at bev_stride 2
+    plain = make(cls, bev_stride=2)
+    with torch.no_grad():
+        occupied = plain(feats, coors, 1).abs().sum(1)[0] > 0
+    assert occupied.sum() == 1 and occupied[5, 6]
+    for layers, side in ((1, 3), (2, 5)):
+        model = make(cls, bev_stride=2, bev_convs=layers)
+        with torch.no_grad():
+            lit = model(feats, coors, 1).abs().sum(1)[0] > 0
+        half = side // 2
+        assert lit[5 - half:5 + half + 1, 6 - half:6 + half + 1].all()
+        assert lit.sum() == side * side
+    with pytest.raises(ValueError, match="bev_convs"):
+        make(cls, bev_convs=-1)

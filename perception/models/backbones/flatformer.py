@@ -40,6 +40,20 @@ from .flatformer_blocks import (FlatAttentionLayer, PaddedWindowAttentionLayer, 
                                 SinePositionalEncoding2D, _PreNormLayer, check_inputs)
 
 
+def bev_refinement(channels: int, layers: int) -> nn.Module:
+    """``layers`` dense 3 x 3 conv + BN + ReLU on the scattered BEV map (identity for 0): the
+    attention only writes occupied pillars, while a sparse conv encoder's strided layers also
+    fill the cells around them (the empty middle of a bus seen from one side); these layers
+    spread the features into those cells before the BEV backbone."""
+    if layers == 0:
+        return nn.Identity()
+    blocks: list[nn.Module] = []
+    for _ in range(layers):
+        blocks += [nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                   nn.BatchNorm2d(channels, eps=1e-3, momentum=0.1), nn.ReLU(inplace=True)]
+    return nn.Sequential(*blocks)
+
+
 class _BEVTransformer(nn.Module):
     """Shared body: pillar embedding, positions, ``depth`` blocks, norm, projection, BEV."""
 
@@ -50,7 +64,7 @@ class _BEVTransformer(nn.Module):
                  window_shape: int | Sequence[int] = (9, 9), ffn_ratio: float = 2.0,
                  dropout: float = 0.0, activation: str = "gelu",
                  out_channels: int | None = None, pos_temperature: float = 10000.0,
-                 voxel_channels: Sequence[int] = (), sub_cells: int = 1) -> None:
+                 voxel_channels: Sequence[int] = (), sub_cells: int = 1, bev_convs: int = 0) -> None:
         super().__init__()
         name = type(self).__name__
         if len(sparse_shape) != 3 or any(int(s) < 1 for s in sparse_shape):
@@ -79,6 +93,9 @@ class _BEVTransformer(nn.Module):
         self.norm = nn.LayerNorm(embed_dims)
         self.out_proj = (nn.Identity() if self.out_channels == embed_dims
                          else nn.Linear(embed_dims, self.out_channels))
+        if isinstance(bev_convs, bool) or not isinstance(bev_convs, int) or bev_convs < 0:
+            raise ValueError(f"{name}: bev_convs must be an int >= 0, got {bev_convs!r}")
+        self.bev_refine = bev_refinement(self.out_channels, bev_convs)
 
     def make_layer(self, dim: int, heads: int, ffn_ratio: float, dropout: float,
                    activation: str) -> _PreNormLayer:
@@ -95,7 +112,8 @@ class _BEVTransformer(nn.Module):
         x, coords = self.embed(voxel_features, coors)
         x = self.encode(x, self.pos(coords, x.dtype), coords, int(batch_size))
         x = self.out_proj(self.norm(x))
-        return scatter_to_bev(x, coords, int(batch_size), self.bev_shape, check_unique=False)
+        bev = scatter_to_bev(x, coords, int(batch_size), self.bev_shape, check_unique=False)
+        return self.bev_refine(bev)
 
     def encode(self, x: Tensor, pe: Tensor, coords: Tensor, batch_size: int) -> Tensor:
         """Every block's layers on the pillar rows ``x (N, C)`` (positions ``pe``), each
