@@ -23,11 +23,21 @@ def _glibc_function(name: str) -> Callable[..., int] | None:
     return getattr(libc, name, None)
 
 
-def trim_heap() -> bool:
-    """Return the heap's free pages to the system (module doc); False where unavailable."""
+def heap_trimmer() -> Callable[[], bool] | None:
+    """A function returning the heap's free pages to the system (module doc), or None where the
+    C library has no ``malloc_trim``; resolve it once, call it as often as needed."""
     malloc_trim = _glibc_function("malloc_trim")
     if malloc_trim is None:
-        return False
+        return None
     malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
-    malloc_trim(0)
-    return True
+
+    def trim() -> bool:
+        malloc_trim(0)
+        return True
+    return trim
+
+
+def trim_heap() -> bool:
+    """Return the heap's free pages to the system now (module doc); False where unavailable."""
+    trim = heap_trimmer()
+    return trim is not None and trim()

@@ -11,7 +11,7 @@ from typing import Any
 from mmengine.hooks import Hook
 
 from ...registry import HOOKS
-from ..malloc import trim_heap
+from ..malloc import heap_trimmer
 
 
 @HOOKS.register_module()
@@ -25,9 +25,10 @@ class HeapTrimHook(Hook):
             raise ValueError(f"HeapTrimHook: interval must be a positive int, got {interval!r}")
         self.interval = interval
         self.trims = 0
+        self._trimmer = heap_trimmer()  # resolved once (None off glibc: the hook does nothing)
 
     def _trim(self) -> None:
-        if trim_heap():
+        if self._trimmer is not None and self._trimmer():
             self.trims += 1
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
