@@ -2,11 +2,12 @@
 # (0.3 m uint8 cells, max fusion) cropped to each frame's BEV, fused into the BEV features and
 # used to seed map queries (one per confident connected component of the prior, its reference
 # points spanning the component).  Trained with a corrupted ground-truth prior (HRMapPrior.train_prior
-# = "gt", see bev_prior below); at test time every val/test pass reads the map committed before it and adds its own
-# predictions at the end (HRMapPassHook: ranks merged, committed, saved to the work dir), so a
-# second pass over the same streets uses the first one's map.  Load a saved map for the first
-# pass with custom_hooks=[dict(type="HRMapPassHook", load_from="path/to/map.npz")].  The global map
-# is keyed by the frame's location, which PackDetInputs packs into the sample's metainfo.
+# = "gt", see bev_prior below); at test time every val/test pass reads the map committed before it
+# and adds its own predictions at the end (HRMapPassHook: ranks merged, committed, saved to the
+# work dir), so a second pass over the same streets uses the first one's map.  Load a saved map
+# for the first pass with custom_hooks=[dict(type="HRMapPassHook", load_from="path/to/map.npz")].
+# The global map is keyed by the frame's location, which PackDetInputs packs into the sample's
+# metainfo.
 _base_ = ["../maptr/maptr_tiny_synthetic.py"]
 map_classes = ["divider", "ped_crossing", "boundary"]
 map_range = [-15.0, -30.0, 15.0, 30.0]

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import ctypes
 import gc
 import weakref
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from ..engine.malloc import trim_heap
 from .sparse_inputs import SparseInput, VoxelSetup, voxelize_points
 
 SWEEP_PERIOD = 0.05  # s, a 20 Hz LiDAR
@@ -115,20 +115,11 @@ def _reset_hwm() -> bool:
         return False
 
 
-def _trim_heap() -> None:
-    """Give freed heap pages back to the OS (glibc ``malloc_trim``), so the RSS before a call
-    is its live memory and the call's allocations show up as growth; a no-op elsewhere."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def peak_memory(fn: Callable[[], Any]) -> dict[str, float | None]:
     """``rss_mb``: VmHWM growth over VmRSS before the call (None where /proc is not
     writable); ``tensor_mb``: peak live tensor storage created by the call (module doc)."""
     gc.collect()
-    _trim_heap()
+    trim_heap()  # the RSS before the call is its live memory, so its allocations show as growth
     rss_before = _status_kb("VmRSS")
     rss_ok = rss_before is not None and _reset_hwm()
     with TensorPeak() as tracker:

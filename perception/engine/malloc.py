@@ -23,21 +23,23 @@ def _glibc_function(name: str) -> Callable[..., int] | None:
     return getattr(libc, name, None)
 
 
-def heap_trimmer() -> Callable[[], bool] | None:
-    """A function returning the heap's free pages to the system (module doc), or None where the
-    C library has no ``malloc_trim``; resolve it once, call it as often as needed."""
+def heap_trimmer() -> Callable[[], None] | None:
+    """``malloc_trim(0)`` ready to call (module doc), or None where the C library has none;
+    resolve it once, call it as often as needed."""
     malloc_trim = _glibc_function("malloc_trim")
     if malloc_trim is None:
         return None
     malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
 
-    def trim() -> bool:
+    def trim() -> None:
         malloc_trim(0)
-        return True
     return trim
 
 
 def trim_heap() -> bool:
     """Return the heap's free pages to the system now (module doc); False where unavailable."""
     trim = heap_trimmer()
-    return trim is not None and trim()
+    if trim is None:
+        return False
+    trim()
+    return True

@@ -28,7 +28,8 @@ class HeapTrimHook(Hook):
         self._trimmer = heap_trimmer()  # resolved once (None off glibc: the hook does nothing)
 
     def _trim(self) -> None:
-        if self._trimmer is not None and self._trimmer():
+        if self._trimmer is not None:
+            self._trimmer()
             self.trims += 1
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:

@@ -86,8 +86,7 @@ class HRMapPrior(nn.Module):
                  query_init: Mapping[str, Any] | None = None, update_score_threshold: float = 0.3,
                  line_half_width: float = 0.6, location_key: str = "location", train_prior: str = "gt",
                  drop_prob: float = 0.3, instance_drop: float | Sequence[float] = 0.3,
-                 min_confidence: float = 0.5,
-                 shift: float = 0.5, jitter: float = 0.0, false_instances: float = 0.0,
+                 min_confidence: float = 0.5, shift: float = 0.5, jitter: float = 0.0, false_instances: float = 0.0,
                  false_offset: float = 8.0, enabled: bool = True) -> None:
         super().__init__()
         if train_prior not in TRAIN_PRIORS:
