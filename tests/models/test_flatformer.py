@@ -122,11 +122,13 @@ def test_bad_input_raises_naming_the_field() -> None:
         make(FlatFormer, group_size=0)
 
 
-def test_slot_order_path_equals_the_gather_path_outputs_and_gradients() -> None:
+@pytest.mark.parametrize("conv_pos", [False, True])
+def test_slot_order_path_equals_the_gather_path_outputs_and_gradients(conv_pos: bool) -> None:
     """FlatFormer's fast path (features kept in slot order, one gather per layer) computes
-    what the per-layer gather / attend / scatter path computes: outputs and gradients."""
-    fast = make(FlatFormer, depth=2, bev_stride=2)
-    slow = make(FlatFormer, depth=2, bev_stride=2, keep_sorted=False)
+    what the per-layer gather / attend / scatter path computes: outputs and gradients (with
+    ``conv_pos`` the fast path leaves slot order at each block start)."""
+    fast = make(FlatFormer, depth=2, bev_stride=2, conv_pos=conv_pos)
+    slow = make(FlatFormer, depth=2, bev_stride=2, keep_sorted=False, conv_pos=conv_pos)
     slow.load_state_dict(fast.state_dict())
     feats, coors = voxels(40, 3, seed=11)
     keep = (coors[:, 0] != 1) | (torch.arange(coors.shape[0]) % 10 == 0)  # element 1: 4 voxels
@@ -274,3 +276,29 @@ def test_bev_convs_fill_the_cells_around_occupied_pillars(cls: type) -> None:
         assert lit.sum() == side * side
     with pytest.raises(ValueError, match="bev_convs"):
         make(cls, bev_convs=-1)
+
+
+def test_conv_position_encoding_equals_a_neighbour_loop() -> None:
+    """``x + dwconv3x3`` over the occupied pillars only: each pillar adds, per channel, the
+    kernel-weighted rows of its occupied 3 x 3 neighbours (batch elements kept apart)."""
+    from perception.models.backbones.flatformer_blocks import ConvPositionEncoding
+    torch.manual_seed(3)
+    peg = ConvPositionEncoding(6)
+    cells = torch.randperm(2 * 5 * 7)[:30]
+    coords = torch.stack([cells // 35, cells // 7 % 5, cells % 7], 1)
+    x = torch.randn(30, 6)
+    with torch.no_grad():
+        out = peg(x, coords, 2, (5, 7))
+    weight, bias = peg.conv.weight[:, 0], peg.conv.bias
+    where = {tuple(c): i for i, c in enumerate(coords.tolist())}
+    expected = x + bias
+    for i, (b, y, xx) in enumerate(coords.tolist()):
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                j = where.get((b, y + dy, xx + dx))
+                if j is not None:
+                    expected[i] += weight[:, dy + 1, dx + 1].detach() * x[j]
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert peg(x[:0], coords[:0], 2, (5, 7)).shape == (0, 6)
+    with pytest.raises(ValueError, match="kernel_size"):
+        ConvPositionEncoding(6, kernel_size=2)

@@ -36,8 +36,8 @@ from perception_ops.flatten import (ORDERS, FlattenPlan, GroupLayout, WindowBuck
 from perception_ops.flatten.plan import check_positive_pair
 
 from ...registry import MODELS
-from .flatformer_blocks import (FlatAttentionLayer, PaddedWindowAttentionLayer, PillarEmbedding,
-                                SinePositionalEncoding2D, _PreNormLayer, check_inputs)
+from .flatformer_blocks import (ConvPositionEncoding, FlatAttentionLayer, PaddedWindowAttentionLayer,
+                                PillarEmbedding, SinePositionalEncoding2D, _PreNormLayer, check_inputs)
 
 
 def bev_refinement(channels: int, layers: int) -> nn.Module:
@@ -64,7 +64,8 @@ class _BEVTransformer(nn.Module):
                  window_shape: int | Sequence[int] = (9, 9), ffn_ratio: float = 2.0,
                  dropout: float = 0.0, activation: str = "gelu",
                  out_channels: int | None = None, pos_temperature: float = 10000.0,
-                 voxel_channels: Sequence[int] = (), sub_cells: int = 1, bev_convs: int = 0) -> None:
+                 voxel_channels: Sequence[int] = (), sub_cells: int = 1, bev_convs: int = 0,
+                 conv_pos: bool = False) -> None:
         super().__init__()
         name = type(self).__name__
         if len(sparse_shape) != 3 or any(int(s) < 1 for s in sparse_shape):
@@ -90,6 +91,8 @@ class _BEVTransformer(nn.Module):
         self.blocks = nn.ModuleList(
             nn.ModuleList(self.make_layer(embed_dims, num_heads, ffn_ratio, dropout, activation)
                           for _ in range(self.LAYERS_PER_BLOCK)) for _ in range(depth))
+        # one CPVT positional-encoding generator before each block (``conv_pos``), else nothing
+        self.conv_pos = nn.ModuleList(ConvPositionEncoding(embed_dims) for _ in range(depth)) if conv_pos else None
         self.norm = nn.LayerNorm(embed_dims)
         self.out_proj = (nn.Identity() if self.out_channels == embed_dims
                          else nn.Linear(embed_dims, self.out_channels))
@@ -120,10 +123,18 @@ class _BEVTransformer(nn.Module):
         layer gathering into its groups and scattering back (the layouts of a frame are
         computed once)."""
         layouts = self.layouts(coords, batch_size)
-        for block in self.blocks:
+        for index, block in enumerate(self.blocks):
+            x = self.mix_positions(index, x, coords, batch_size)
             for layer, layout in zip(block, layouts):
                 x = layer(x, pe, layout)
         return x
+
+    def mix_positions(self, block: int, x: Tensor, coords: Tensor, batch_size: int) -> Tensor:
+        """Block ``block``'s convolutional positional encoding of the pillar rows (identity
+        without ``conv_pos``)."""
+        if self.conv_pos is None:
+            return x
+        return self.conv_pos[block](x, coords, batch_size, self.bev_shape)
 
 
 @MODELS.register_module()
@@ -159,21 +170,32 @@ class FlatFormer(_BEVTransformer):
         attention runs the fused Triton kernel (per-layer gathers, the base class)."""
         if not self.keep_sorted or uses_triton(x, self.attention_backend):
             return super().encode(x, pe, coords, batch_size)
-        return self.sorted_layers(x, pe, self.plan(coords, batch_size))
+        return self.sorted_layers(x, pe, self.plan(coords, batch_size), coords, batch_size)
 
-    def sorted_layers(self, x: Tensor, pe: Tensor, plan: FlattenPlan) -> Tensor:
+    def sorted_layers(self, x: Tensor, pe: Tensor, plan: FlattenPlan, coords: Tensor | None = None,
+                      batch_size: int = 1) -> Tensor:
         """Every block's layers on ``x (N, C)`` kept in slot order; returns ``(N, C)`` in
-        voxel order (each voxel from its primary slot of the last layer)."""
+        voxel order (each voxel from its primary slot of the last layer).  With ``conv_pos``
+        the rows go back to pillar order at each block start for the convolution (``coords``
+        needed then)."""
         layouts = [plan.layout(order) for order in ORDERS]
         pe_slots = [pe.index_select(0, layout.gather) for layout in layouts]  # once per order
         steps = [i for _ in self.blocks for i in range(self.LAYERS_PER_BLOCK)]
-        xs = x.index_select(0, layouts[0].gather)
+        mixing = self.conv_pos is not None
+        if mixing and coords is None:
+            raise ValueError("FlatFormer.sorted_layers: conv_pos needs the pillar coords")
+        xs = self.mix_positions(0, x, coords, batch_size).index_select(0, layouts[0].gather)
         for j, i in enumerate(steps):
             layer = self.blocks[j // self.LAYERS_PER_BLOCK][i]
             xs = layer.forward_slots(xs, pe_slots[i], layouts[i])
-            index = (plan.transition(ORDERS[i], ORDERS[steps[j + 1]]) if j + 1 < len(steps)
-                     else layouts[i].scatter)
-            xs = xs.index_select(0, index)
+            block_end = i == self.LAYERS_PER_BLOCK - 1
+            if j + 1 < len(steps) and not (mixing and block_end):
+                xs = xs.index_select(0, plan.transition(ORDERS[i], ORDERS[steps[j + 1]]))
+                continue
+            xs = xs.index_select(0, layouts[i].scatter)
+            if j + 1 < len(steps):  # a block start with conv_pos: mix in pillar order
+                block = (j + 1) // self.LAYERS_PER_BLOCK
+                xs = self.mix_positions(block, xs, coords, batch_size).index_select(0, layouts[0].gather)
         return xs
 
 

@@ -124,6 +124,31 @@ class PillarEmbedding(nn.Module):
         return out.view(pillars.shape[0], k * k * stats.shape[1])
 
 
+class ConvPositionEncoding(nn.Module):
+    """CPVT's positional encoding generator on pillars: ``x + dwconv3x3(scatter(x))`` read back
+    at the pillars (empty cells count as zeros).  A transformer trained on a few thousand
+    frames lacks a convolution's locality prior; this gives every block one cheap local mixing
+    step whose output depends on where the neighbours sit, not only on the sine codes."""
+
+    def __init__(self, dim: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 \
+                or kernel_size % 2 == 0:
+            raise ValueError(f"ConvPositionEncoding: kernel_size must be a positive odd int, got {kernel_size!r}")
+        self.conv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+
+    def forward(self, x: Tensor, coords: Tensor, batch_size: int, bev_shape: Sequence[int]) -> Tensor:
+        """``(N, C)`` pillar rows at ``(N, 3)`` ``(b, y, x)`` coords (unique) -> ``(N, C)``."""
+        if x.shape[0] == 0:
+            return x
+        height, width = bev_shape
+        canvas = x.new_zeros((batch_size, x.shape[1], height * width))
+        cells = coords[:, 1] * width + coords[:, 2]
+        canvas[coords[:, 0], :, cells] = x
+        mixed = self.conv(canvas.view(batch_size, -1, height, width)).flatten(2)
+        return x + mixed[coords[:, 0], :, cells]
+
+
 class SinePositionalEncoding2D(nn.Module):
     """``(N, dim)`` sin / cos of the pillar's x (first half) and y (second half) cell index
     at frequencies ``temperature ** (-2i / (dim / 2))``; zero-padded when ``dim % 4``."""
