@@ -3,7 +3,7 @@ historical raster map.
 
     python tools/hrmap_proof.py configs/hrmapnet/hrmapnet_maptr_tiny_synthetic.py CKPT \
         --work-dir work_dirs/hrmap_proof [--fusion max|probabilistic] [--threshold 0.3] \
-        [--increment 25 --decay 5] [--no-oracle] [--skip-trainmap]
+        [--increment 25 --decay 5] [--no-oracle] [--skip-trainmap] [--cfg-options key=value ...]
 
 Protocols (each a fresh runner on the same checkpoint; VectorMapMetric on the val split):
 
@@ -31,6 +31,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from mmengine.config import DictAction  # noqa: E402
+
 from perception.config import load_config  # noqa: E402
 from perception.engine import build_runner  # noqa: E402
 
@@ -52,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--figure-frames", type=int, nargs="+", default=[3, 8], help="val indices drawn")
     parser.add_argument("--skip-trainmap", action="store_true",
                         help="skip the protocol that first runs the model over the train drives (the slowest)")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
+                        help="config overrides for every protocol, e.g. model.bev_prior.query_init.score_threshold=1.01 "
+                             "(no seeded queries: the map only reaches the BEV features)")
     return parser.parse_args(argv)
 
 
@@ -63,11 +68,12 @@ class Proof:
             raise FileNotFoundError(f"no checkpoint at {args.checkpoint} (train the HRMapNet config first)")
         self.args = args
         if args.train_ann_file is None:
-            args.train_ann_file = load_config(args.config).test_dataloader.dataset.ann_file.replace("val", "train")
+            test_set = load_config(args.config, args.cfg_options).test_dataloader.dataset
+            args.train_ann_file = test_set.ann_file.replace("val", "train")
         args.work_dir.mkdir(parents=True, exist_ok=True)
 
     def config(self, ann_file: str | None = None, enabled: bool = True) -> Any:
-        cfg = load_config(self.args.config)
+        cfg = load_config(self.args.config, self.args.cfg_options)
         prior = cfg.model.bev_prior
         prior.enabled = enabled
         prior.global_map.fusion = self.args.fusion

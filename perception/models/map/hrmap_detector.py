@@ -90,8 +90,9 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 @HOOKS.register_module()
 class HRMapPassHook(Hook):
-    """Load a global map before the first val/test epoch (``load_from``) and finish the pass
-    after each (merge ranks, commit, save ``<work_dir>/<save_name>`` when ``save_name``)."""
+    """Load a global map (``load_from``) before training or the first val/test epoch, whichever
+    comes first, and finish the pass after each val/test epoch (merge ranks, commit, save
+    ``<work_dir>/<save_name>`` when ``save_name``)."""
 
     priority = "LOW"
 
@@ -113,6 +114,9 @@ class HRMapPassHook(Hook):
     def _finish(self, runner: Any) -> None:
         save_to = Path(runner.work_dir) / self.save_name if self.save_name else None
         self._model(runner).finish_pass(save_to)
+
+    def before_train(self, runner: Any) -> None:
+        self._start(runner)  # train_prior="map" reads it
 
     def before_val_epoch(self, runner: Any) -> None:
         self._start(runner)

@@ -20,7 +20,12 @@ Where the prior comes from in training (``train_prior``):
   a weak model's own predictions (crumpled lines, false positives), which is what a second
   traversal reads, so the model learns to weigh the prior against its LiDAR evidence.
   An approximation of HRMapNet, which fills the map with predictions while training.
-* ``"map"``: the global map as at test time (fill it first, e.g. with ground truth).
+* ``"map"``: the global map as at test time (fill it first: with ground truth, or with the
+  trained model's own predictions over the train drives, ``tools/hrmap_proof.py``'s
+  ``trainmap_build`` pass); each sample's crop is replaced by zeros with ``drop_prob``.  Fine-tuning
+  on a map of the model's own predictions teaches it how far to trust exactly the kind of map a
+  second traversal reads (HRMapNet fills its map with predictions while training for the same
+  reason); ``HRMapPassHook(load_from=...)`` loads that map before training.
 
 Poses: crops and updates use ``lidar2global @ inv(lidar_aug_matrix)`` (``metainfo["aug"]``), the
 pose of the augmented frame the features and predictions live in.
@@ -128,6 +133,9 @@ class HRMapPrior(nn.Module):
                 bev_raster, map_raster = self._gt_prior(sample)
                 bev.append(bev_raster)
                 mapped.append(map_raster)
+            elif self.training and np.random.rand() < self.drop_prob:  # "map": some samples without
+                bev.append(torch.zeros(len(self.class_names), *self.bev_grid.shape))
+                mapped.append(torch.zeros(len(self.class_names), *self.map_grid.shape))
             else:
                 location, pose = sample_location(sample, self.location_key), sample_pose(sample)
                 bev.append(self.global_map.crop_to_ego(location, pose, self.bev_grid))

@@ -92,9 +92,11 @@ def test_loss_predict_and_passes(tmp_path: Path) -> None:
     defaults = default_reference_points(model.map_head)
     assert not torch.allclose(refs[0], defaults[0]) and torch.allclose(refs[-1], defaults[-1])
 
-    other = tiny_model()
-    HRMapPassHook(load_from=str(tmp_path / "map.npz")).before_test_epoch(SimpleNamespace(model=other))
-    np.testing.assert_array_equal(other.global_map.locations["town"].base, model.global_map.locations["town"].base)
+    for event in ("before_test_epoch", "before_train"):  # train_prior="map" fine-tuning loads it before training
+        other = tiny_model()
+        getattr(HRMapPassHook(load_from=str(tmp_path / "map.npz")), event)(SimpleNamespace(model=other))
+        np.testing.assert_array_equal(other.global_map.locations["town"].base,
+                                      model.global_map.locations["town"].base)
 
 
 def test_config_wires_the_location_into_the_samples() -> None:

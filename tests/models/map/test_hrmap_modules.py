@@ -123,6 +123,23 @@ def test_training_prior_is_corrupted_ground_truth() -> None:
     assert not prior.global_map.locations
 
 
+def test_map_training_prior_reads_the_global_map_and_drops_some_samples() -> None:
+    """``train_prior="map"``: the crop of the global map (e.g. the model's own predictions over
+    the train drives), replaced by zeros for a ``drop_prob`` share of the samples."""
+    prior = make_prior(train_prior="map", drop_prob=0.0)
+    sample = make_sample("a", 0, 0, 0, gt=divider_at_y(-10.0))
+    prior.update_with_ground_truth([sample])
+    prior.global_map.commit()
+    prior.train()
+    _, mapped = prior.crops([sample], torch.device("cpu"))
+    row = int((-10.0 + 30.0) / 0.5)
+    assert float(mapped[0, 0, row, 30]) > 0.9 and mapped[0, 0, row + 6, 30] == 0
+    prior.drop_prob = 0.5
+    np.random.seed(1)
+    filled = [float(prior.crops([sample], torch.device("cpu"))[1].sum()) for _ in range(40)]
+    assert 5 < sum(f == 0 for f in filled) < 35 and max(filled) == float(mapped.sum())
+
+
 def test_training_prior_can_look_like_a_predicted_map() -> None:
     """Spurious elements put prior cells away from every real element; jitter crumples lines."""
     clean = make_prior(drop_prob=0.0, instance_drop=0.0, min_confidence=1.0, shift=0.0)
