@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ...registry import HOOKS, MODELS
 from ...structures.det_sample import DetSample
+from ...structures.map_instances import MapInstances
 from .hrmap_distributed import merge_across_ranks
 from .hrmap_global_map import GlobalRasterMap
 from .hrmap_prior import HRMapPrior
@@ -62,8 +63,25 @@ class HRMapNetDetector(MapDetector):
     def _head_inputs(self, inputs: Mapping[str, Any], data_samples: list[DetSample]) -> dict[str, Any]:
         bev = self.extract_bev(inputs)
         refs = default_reference_points(self.map_head) if self.bev_prior.query_init is not None else None
-        prior = self.bev_prior(bev, data_samples, default_refs=refs)
+        prior = self.bev_prior(bev, data_samples, default_refs=refs, own=self._own_predictions(bev, data_samples))
         return {"bev": prior.pop("bev", bev), **prior}
+
+    def _own_predictions(self, bev: Tensor, data_samples: list[DetSample]) -> list[MapInstances | None] | None:
+        """Training with ``bev_prior.self_prior``: the head's predictions of the drawn samples
+        made without a prior (no gradients), to serve as their prior (HRMapPrior doc)."""
+        drawn = self.bev_prior.self_prior_draws(len(data_samples))
+        if not drawn.any():
+            return None
+        prior = self.bev_prior
+        with torch.no_grad():
+            prior.enabled = False
+            try:
+                refs = default_reference_points(self.map_head) if prior.query_init is not None else None
+                blank = prior(bev.detach(), data_samples, default_refs=refs)
+                predicted = self.map_head.predict(bev=blank.pop("bev", bev.detach()), samples=data_samples, **blank)
+            finally:
+                prior.enabled = True
+        return [sample.pred_map if pick else None for sample, pick in zip(predicted, drawn)]
 
     def finish_pass(self, save_to: str | Path | None = None) -> GlobalRasterMap:
         """Merge the ranks' pending updates (collective under DDP), commit, optionally save (rank 0)."""

@@ -20,6 +20,12 @@ Where the prior comes from in training (``train_prior``):
   a weak model's own predictions (crumpled lines, false positives), which is what a second
   traversal reads, so the model learns to weigh the prior against its LiDAR evidence.
   An approximation of HRMapNet, which fills the map with predictions while training.
+With ``self_prior > 0`` that share of the training samples instead gets the model's own
+prediction of the frame as its prior (made without a prior and without gradients by
+:class:`~.hrmap_detector.HRMapNetDetector`, drawn above ``update_score_threshold`` as the
+test-time map is): the fragments, merges and misses of a map drawn from predictions, which
+query initialization must learn to take with caution.
+
 * ``"map"``: the global map as at test time (fill it first: with ground truth, or with the
   trained model's own predictions over the train drives, ``tools/hrmap_proof.py``'s
   ``trainmap_build`` pass); each sample's crop is replaced by zeros with ``drop_prob``.  Fine-tuning
@@ -92,7 +98,7 @@ class HRMapPrior(nn.Module):
                  line_half_width: float = 0.6, location_key: str = "location", train_prior: str = "gt",
                  drop_prob: float = 0.3, instance_drop: float | Sequence[float] = 0.3,
                  min_confidence: float = 0.5, shift: float = 0.5, jitter: float = 0.0, false_instances: float = 0.0,
-                 false_offset: float = 8.0, enabled: bool = True) -> None:
+                 false_offset: float = 8.0, self_prior: float = 0.0, enabled: bool = True) -> None:
         super().__init__()
         if train_prior not in TRAIN_PRIORS:
             raise ValueError(f"HRMapPrior: train_prior must be one of {TRAIN_PRIORS}, got {train_prior!r}")
@@ -118,17 +124,28 @@ class HRMapPrior(nn.Module):
             if not value >= 0:
                 raise ValueError(f"HRMapPrior: {name} must be >= 0, got {value!r}")
         self.jitter, self.false_instances, self.false_offset = float(jitter), float(false_instances), float(false_offset)
+        if not 0 <= self_prior <= 1:
+            raise ValueError(f"HRMapPrior: self_prior must be a probability, got {self_prior!r}")
+        self.self_prior = float(self_prior)
         self.enabled = enabled
         """False: the prior is all zeros (the 'without historical map' evaluation, same weights)."""
 
     # ------------------------------------------------------------------ priors
-    def crops(self, samples: Sequence[DetSample], device: torch.device) -> tuple[Tensor, Tensor]:
-        """``(B, C, H, W)`` prior rasters on the BEV grid and on the map grid."""
+    def crops(self, samples: Sequence[DetSample], device: torch.device,
+              own: Sequence[MapInstances | None] | None = None) -> tuple[Tensor, Tensor]:
+        """``(B, C, H, W)`` prior rasters on the BEV grid and on the map grid; in training a
+        sample with an ``own`` prediction gets that, drawn like a test-time map update."""
         bev, mapped = [], []
-        for sample in samples:
+        for index, sample in enumerate(samples):
+            prediction = own[index] if own is not None and self.training else None
             if not self.enabled:
                 bev.append(torch.zeros(len(self.class_names), *self.bev_grid.shape))
                 mapped.append(torch.zeros(len(self.class_names), *self.map_grid.shape))
+            elif prediction is not None:
+                bev.append(rasterize_instances(prediction, self.bev_grid, self.line_half_width,
+                                               self.update_score_threshold))
+                mapped.append(bev[-1] if self.map_grid == self.bev_grid else rasterize_instances(
+                    prediction, self.map_grid, self.line_half_width, self.update_score_threshold))
             elif self.training and self.train_prior == "gt":
                 bev_raster, map_raster = self._gt_prior(sample)
                 bev.append(bev_raster)
@@ -181,14 +198,21 @@ class HRMapPrior(nn.Module):
         move = np.random.uniform(-self.false_offset, self.false_offset, size=(count, 1, 2))
         return (np.einsum("nij,npj->npi", rot, points - centre) + centre + move).astype(np.float32)
 
-    def forward(self, bev: Tensor, samples: Sequence[DetSample],
-                default_refs: Tensor | None = None) -> dict[str, Tensor]:
+    def self_prior_draws(self, count: int) -> np.ndarray:
+        """Which of ``count`` training samples get their own prediction as the prior (``self_prior``)."""
+        if not self.training or not self.enabled or self.self_prior <= 0:
+            return np.zeros(count, bool)
+        return np.random.rand(count) < self.self_prior
+
+    def forward(self, bev: Tensor, samples: Sequence[DetSample], default_refs: Tensor | None = None,
+                own: Sequence[MapInstances | None] | None = None) -> dict[str, Tensor]:
         """``{"bev": aggregated BEV, "query_init": ..., "ref_init": ...}`` for the map head.
 
         ``ref_init`` needs the head's own reference points for the unseeded query slots
         (``default_refs`` ``(Q, P, 2)`` or ``(B, Q, P, 2)``); without them only ``query_init`` is given.
+        ``own``: per sample the model's own prediction to use as its training prior, or None.
         """
-        prior_bev, prior_map = self.crops(samples, bev.device)
+        prior_bev, prior_map = self.crops(samples, bev.device, own)
         out: dict[str, Tensor] = {}
         if self.aggregation is not None:
             out["bev"] = self.aggregation(bev, prior_bev)

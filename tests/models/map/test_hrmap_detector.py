@@ -99,6 +99,32 @@ def test_loss_predict_and_passes(tmp_path: Path) -> None:
                                       model.global_map.locations["town"].base)
 
 
+def test_self_prior_feeds_the_models_own_prediction_back_in_training() -> None:
+    """``self_prior=1``: every training sample's prior is the head's own prediction without a
+    prior, made without gradients; ``self_prior=0`` asks for none."""
+    model = tiny_model()
+    model.train()
+    model.bev_prior.self_prior = 1.0
+    model.bev_prior.update_score_threshold = 0.0  # an untrained head: keep every prediction
+    seen: list = []
+    crops = model.bev_prior.crops
+
+    def spy(samples, device, own=None):
+        seen.append(own)
+        return crops(samples, device, own)
+
+    model.bev_prior.crops = spy
+    losses = model(**batch(model, True), mode="loss")
+    sum(losses.values()).backward()
+    blank, used = seen  # the blank pass (prior off), then the prior of the training pass
+    assert blank is None and len(used) == 1 and len(used[0]) > 0
+    assert model.bev_prior.enabled and model.bev_prior.query_init.mlp[0].weight.grad is not None
+    model.bev_prior.self_prior = 0.0
+    seen.clear()
+    model(**batch(model, True), mode="loss")
+    assert seen == [None]
+
+
 def test_config_wires_the_location_into_the_samples() -> None:
     cfg = load_config(CONFIG)
     pipeline = cfg.test_dataloader.dataset.pipeline

@@ -140,6 +140,28 @@ def test_map_training_prior_reads_the_global_map_and_drops_some_samples() -> Non
     assert 5 < sum(f == 0 for f in filled) < 35 and max(filled) == float(mapped.sum())
 
 
+def test_self_prior_uses_the_models_own_prediction_drawn_like_a_map_update() -> None:
+    """In training, a sample with its own prediction gets it as the prior (instances below
+    ``update_score_threshold`` left out, scores as cell values); at test time ``own`` is ignored."""
+    prior = make_prior(self_prior=1.0, update_score_threshold=0.3, drop_prob=0.0, instance_drop=0.0)
+    sample = make_sample("a", 0, 0, 0, gt=divider_at_y(-10.0))
+    lines = np.stack([divider_at_y(y).points[0] for y in (-10.0, 12.0)])
+    own = MapInstances(lines, np.array([0, 2]), CLASSES, np.zeros(2, bool), np.array([0.8, 0.2], np.float32))
+    prior.train()
+    assert prior.self_prior_draws(4).all()
+    _, mapped = prior.crops([sample], torch.device("cpu"), own=[own])
+    row, far_row = int((-10.0 + 30.0) / 0.5), int((12.0 + 30.0) / 0.5)
+    assert abs(float(mapped[0, 0, row, 30]) - 0.8) < 1e-6   # the confident divider, at its score
+    assert mapped[0, 2].sum() == 0 and mapped[0, 0, far_row].sum() == 0  # 0.2 < 0.3: left out
+    _, from_gt = prior.crops([sample], torch.device("cpu"), own=[None])  # not drawn: the ground-truth prior
+    assert from_gt.sum() > 0
+    prior.eval()
+    assert not prior.self_prior_draws(4).any()
+    assert prior.crops([sample], torch.device("cpu"), own=[own])[1].sum() == 0  # empty global map
+    with pytest.raises(ValueError, match="self_prior"):
+        make_prior(self_prior=1.5)
+
+
 def test_training_prior_can_look_like_a_predicted_map() -> None:
     """Spurious elements put prior cells away from every real element; jitter crumples lines."""
     clean = make_prior(drop_prob=0.0, instance_drop=0.0, min_confidence=1.0, shift=0.0)
