@@ -24,7 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from perception_ops.flatten import GroupLayout, WindowBuckets, group_attention, slot_attention
+from perception_ops.flatten import (GroupLayout, WindowBuckets, group_attention, scatter_to_bev,
+                                    slot_attention)
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
@@ -141,12 +142,8 @@ class ConvPositionEncoding(nn.Module):
         """``(N, C)`` pillar rows at ``(N, 3)`` ``(b, y, x)`` coords (unique) -> ``(N, C)``."""
         if x.shape[0] == 0:
             return x
-        height, width = bev_shape
-        canvas = x.new_zeros((batch_size, x.shape[1], height * width))
-        cells = coords[:, 1] * width + coords[:, 2]
-        canvas[coords[:, 0], :, cells] = x
-        mixed = self.conv(canvas.view(batch_size, -1, height, width)).flatten(2)
-        return x + mixed[coords[:, 0], :, cells]
+        mixed = self.conv(scatter_to_bev(x, coords, batch_size, bev_shape, check_unique=False)).flatten(2)
+        return x + mixed[coords[:, 0], :, coords[:, 1] * bev_shape[1] + coords[:, 2]]
 
 
 class SinePositionalEncoding2D(nn.Module):

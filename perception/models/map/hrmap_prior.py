@@ -28,10 +28,10 @@ query initialization must learn to take with caution.
 
 * ``"map"``: the global map as at test time (fill it first: with ground truth, or with the
   trained model's own predictions over the train drives, ``tools/hrmap_proof.py``'s
-  ``trainmap_build`` pass); each sample's crop is replaced by zeros with ``drop_prob``.  Fine-tuning
-  on a map of the model's own predictions teaches it how far to trust exactly the kind of map a
-  second traversal reads (HRMapNet fills its map with predictions while training for the same
-  reason); ``HRMapPassHook(load_from=...)`` loads that map before training.
+  ``trainmap_build`` pass); each sample's crop is replaced by zeros with ``drop_prob``.
+  ``HRMapPassHook(load_from=...)`` loads that map before training.  Caution: a model's
+  predictions over frames it has memorised are nearly perfect, so it may learn to copy the
+  prior (on the 30-frame synthetic set its mAP without a map halved, README).
 
 Poses: crops and updates use ``lidar2global @ inv(lidar_aug_matrix)`` (``metainfo["aug"]``), the
 pose of the augmented frame the features and predictions live in.
