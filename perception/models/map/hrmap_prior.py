@@ -14,7 +14,9 @@ Where the prior comes from in training (``train_prior``):
   an element missing from it is no evidence against the element), confidence scaled into
   ``[min_confidence, 1]``, a random shift of up to ``shift`` metres; optionally each vertex
   jittered by ``jitter`` metres (std) and ``false_instances`` spurious elements on average, copies
-  of the sample's own elements moved by up to ``false_offset`` metres and turned at random): a
+  of the sample's own elements moved by up to ``false_offset`` metres and turned at random; with
+  ``fragment`` that share of the elements broken into pieces by 1-3 gaps of ``fragment_gap``
+  metres, as a predicted map breaks an element into several connected components): a
   stand-in for a map built by earlier traversals, so one short training run teaches both the
   with- and without-prior case.  Jitter and spurious elements make it look like a map drawn from
   a weak model's own predictions (crumpled lines, false positives), which is what a second
@@ -48,6 +50,7 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ...structures.det_sample import DetSample
 from ...structures.map_instances import MapInstances
+from .geometry import resample_polyline
 from .hrmap_global_map import GlobalRasterMap, bev_grid
 from .hrmap_rasterize import rasterize_instances
 
@@ -98,7 +101,8 @@ class HRMapPrior(nn.Module):
                  line_half_width: float = 0.6, location_key: str = "location", train_prior: str = "gt",
                  drop_prob: float = 0.3, instance_drop: float | Sequence[float] = 0.3,
                  min_confidence: float = 0.5, shift: float = 0.5, jitter: float = 0.0, false_instances: float = 0.0,
-                 false_offset: float = 8.0, self_prior: float = 0.0, enabled: bool = True) -> None:
+                 false_offset: float = 8.0, fragment: float = 0.0, fragment_gap: Sequence[float] = (1.0, 4.0),
+                 self_prior: float = 0.0, enabled: bool = True) -> None:
         super().__init__()
         if train_prior not in TRAIN_PRIORS:
             raise ValueError(f"HRMapPrior: train_prior must be one of {TRAIN_PRIORS}, got {train_prior!r}")
@@ -124,6 +128,11 @@ class HRMapPrior(nn.Module):
             if not value >= 0:
                 raise ValueError(f"HRMapPrior: {name} must be >= 0, got {value!r}")
         self.jitter, self.false_instances, self.false_offset = float(jitter), float(false_instances), float(false_offset)
+        if not 0 <= fragment <= 1:
+            raise ValueError(f"HRMapPrior: fragment must be a probability, got {fragment!r}")
+        if len(fragment_gap) != 2 or not 0 < fragment_gap[0] <= fragment_gap[1]:
+            raise ValueError(f"HRMapPrior: fragment_gap must be a (low, high) gap length in metres, got {fragment_gap!r}")
+        self.fragment, self.fragment_gap = float(fragment), (float(fragment_gap[0]), float(fragment_gap[1]))
         if not 0 <= self_prior <= 1:
             raise ValueError(f"HRMapPrior: self_prior must be a probability, got {self_prior!r}")
         self.self_prior = float(self_prior)
@@ -179,6 +188,10 @@ class HRMapPrior(nn.Module):
             pick = np.random.randint(len(gt), size=spurious)
             points = np.concatenate([points, self._moved_copies(gt.points[pick])])
             labels, closed = np.concatenate([labels, gt.labels[pick]]), np.concatenate([closed, gt.closed[pick]])
+        if self.fragment > 0:
+            points, labels, closed = fragment_instances(points, labels, closed, self.fragment, self.fragment_gap)
+            if not len(points):
+                return empty
         if self.jitter > 0:
             points = points + np.random.normal(0.0, self.jitter, size=points.shape).astype(np.float32)
         scores = np.random.uniform(self.min_confidence, 1.0, size=len(points)).astype(np.float32)
@@ -246,6 +259,37 @@ class HRMapPrior(nn.Module):
             raster = rasterize_instances(sample.gt_map, self.map_grid, self.line_half_width)
             self.global_map.update(sample_location(sample, self.location_key), sample_pose(sample),
                                    raster, self.map_grid)
+
+
+def fragment_instances(points: np.ndarray, labels: np.ndarray, closed: np.ndarray, prob: float,
+                       gap: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Break each element ``(N, P, 2)`` with probability ``prob`` into open pieces separated by 1-3
+    gaps of ``gap`` metres (a polygon's outline too); every piece is resampled to ``P`` points,
+    pieces shorter than two samples vanish.  Returns the new ``points``, ``labels``, ``closed``."""
+    num_points = points.shape[1]
+    out_points, out_labels, out_closed = [], [], []
+    for element, label, is_closed in zip(points, labels, closed):
+        if np.random.rand() >= prob:
+            out_points.append(element)
+            out_labels.append(label)
+            out_closed.append(is_closed)
+            continue
+        dense = resample_polyline(element, 8 * num_points, bool(is_closed))
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(dense, axis=0), axis=1))])
+        kept = np.ones(len(dense), bool)
+        for _ in range(np.random.randint(1, 4)):
+            centre, half = np.random.uniform(0.0, arc[-1]), 0.5 * np.random.uniform(*gap)
+            kept &= np.abs(arc - centre) > half
+        breaks = np.flatnonzero(np.diff(kept.astype(np.int8)) != 0) + 1
+        for run in np.split(np.arange(len(dense)), breaks):
+            if kept[run[0]] and len(run) >= 2:
+                out_points.append(resample_polyline(dense[run], num_points, False))
+                out_labels.append(label)
+                out_closed.append(False)
+    if not out_points:
+        return points[:0], labels[:0], closed[:0]
+    return (np.stack(out_points).astype(np.float32), np.asarray(out_labels, dtype=labels.dtype),
+            np.asarray(out_closed, dtype=closed.dtype))
 
 
 def _grid_of(area: Sequence[float], resolution: float):

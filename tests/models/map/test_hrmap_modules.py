@@ -6,9 +6,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from perception.models.map.hrmap_aggregation import HRMapBEVAggregation
-from perception.models.map.hrmap_prior import HRMapLocationError, HRMapPrior, sample_pose
+from perception.models.map.hrmap_prior import HRMapLocationError, HRMapPrior, fragment_instances, sample_pose
+from perception.models.map.geometry import resample_polyline
 from perception.models.map.hrmap_query_init import HRMapQueryInit
 from perception.structures.det_sample import DetSample
 from perception.structures.geometry import make_transform, yaw_matrix
@@ -188,6 +190,50 @@ def test_training_prior_can_look_like_a_predicted_map() -> None:
     for name in ("jitter", "false_instances", "false_offset"):
         with pytest.raises(ValueError, match=name):
             make_prior(**{name: -1.0})
+
+
+def test_fragments_break_elements_into_open_pieces_with_gaps() -> None:
+    """A 24 m divider and a 4 x 4 m crossing cut by gaps of exactly 2 m: every piece lies on the
+    original element, is open, keeps its class, and together they miss 2-6 m of its length."""
+    divider = divider_at_y(5.0)
+    square = np.array([[0, 0], [4, 0], [4, 4], [0, 4]], np.float32)
+    crossing = resample_polyline(square, 20, True)
+    points = np.stack([divider.points[0], crossing])
+    labels, closed = np.array([0, 1]), np.array([False, True])
+    np.random.seed(0)
+    for _ in range(20):
+        pieces, piece_labels, piece_closed = fragment_instances(points, labels, closed, 1.0, (2.0, 2.0))
+        assert not piece_closed.any() and pieces.shape[1:] == (20, 2)
+        lines = pieces[piece_labels == 0]
+        assert len(lines) >= 1 and np.allclose(lines[..., 1], 5.0, atol=1e-4)
+        covered = sum(float(np.linalg.norm(np.diff(p, axis=0), axis=1).sum()) for p in lines)
+        assert 24.0 - 6.0 - 0.5 <= covered <= 24.0 - 2.0 + 0.5  # 1-3 gaps of 2 m (they may overlap / clip)
+        ring = pieces[piece_labels == 1]
+        on_edge = np.minimum(np.minimum(np.abs(ring[..., 0]), np.abs(ring[..., 0] - 4)),
+                             np.minimum(np.abs(ring[..., 1]), np.abs(ring[..., 1] - 4)))
+        assert np.all(on_edge < 1e-3)
+    same = fragment_instances(points, labels, closed, 0.0, (2.0, 2.0))
+    assert np.array_equal(same[0], points) and np.array_equal(same[2], closed)
+    empty = fragment_instances(points[:0], labels[:0], closed[:0], 1.0, (2.0, 2.0))
+    assert empty[0].shape == (0, 20, 2)
+
+
+def test_fragmented_training_prior_has_more_components() -> None:
+    """``fragment=1`` splits the prior's lines into several connected pieces; bad options are refused."""
+    sample = make_sample("a", 0, 0, 0, gt=divider_at_y(-10.0))
+    np.random.seed(1)
+    whole = make_prior(drop_prob=0.0, instance_drop=0.0, min_confidence=1.0, shift=0.0)
+    broken = make_prior(drop_prob=0.0, instance_drop=0.0, min_confidence=1.0, shift=0.0, fragment=1.0,
+                        fragment_gap=(3.0, 3.0))
+    whole.train()
+    broken.train()
+    count = lambda raster: ndimage.label(raster[0, 0].numpy() > 0)[1]  # noqa: E731
+    assert count(whole.crops([sample], torch.device("cpu"))[1]) == 1
+    assert max(count(broken.crops([sample], torch.device("cpu"))[1]) for _ in range(5)) >= 2
+    with pytest.raises(ValueError, match="fragment"):
+        make_prior(fragment=2.0)
+    with pytest.raises(ValueError, match="fragment_gap"):
+        make_prior(fragment_gap=(3.0, 1.0))
 
 
 def test_instance_drop_can_vary_per_sample() -> None:
