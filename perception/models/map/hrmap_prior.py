@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from ...registry import MODELS
 from ...structures.det_sample import DetSample
 from ...structures.map_instances import MapInstances
+from .base_head import SeedQueries
 from .geometry import resample_polyline
 from .hrmap_global_map import GlobalRasterMap, bev_grid
 from .hrmap_rasterize import rasterize_instances
@@ -219,7 +220,8 @@ class HRMapPrior(nn.Module):
 
     def forward(self, bev: Tensor, samples: Sequence[DetSample], default_refs: Tensor | None = None,
                 own: Sequence[MapInstances | None] | None = None) -> dict[str, Tensor]:
-        """``{"bev": aggregated BEV, "query_init": ..., "ref_init": ...}`` for the map head.
+        """``{"bev": aggregated BEV, "query_init": ..., "ref_init": ...}`` for the map head
+        (``{"bev", "seeds"}`` with ``query_init.slots="extra"``).
 
         ``ref_init`` needs the head's own reference points for the unseeded query slots
         (``default_refs`` ``(Q, P, 2)`` or ``(B, Q, P, 2)``); without them only ``query_init`` is given.
@@ -229,7 +231,10 @@ class HRMapPrior(nn.Module):
         out: dict[str, Tensor] = {}
         if self.aggregation is not None:
             out["bev"] = self.aggregation(bev, prior_bev)
-        if self.query_init is not None:
+        if self.query_init is not None and self.query_init.slots == "extra":
+            seeds = self.query_init(prior_map.to(bev.dtype))
+            out["seeds"] = SeedQueries(seeds["query_init"], seeds["ref_init"], seeds["mask"])
+        elif self.query_init is not None:
             seeds = self.query_init(prior_map.to(bev.dtype))
             out["query_init"] = seeds["query_init"]
             if default_refs is not None:

@@ -12,10 +12,16 @@ module keeps local maxima (max-pool non-maximum suppression) above ``score_thres
 * ``query_init``: a learned embedding of (class, confidence, sinusoidal position), added to the
   head's instance queries.
 
-Query slots without a confident cell keep the head's own learned reference points: the module
-returns ``ref_init`` for the selected slots and a ``mask``; :meth:`HRMapQueryInit.fill` merges
-it with the head's defaults (the head replaces all of ``ref_init``, so the defaults must come
-from the head -- :class:`~.hrmap_prior.HRMapPrior` passes them).
+Where the seeds go (``slots``):
+
+* ``"replace"`` (HRMapNet): the seeds take over the first learned query slots.  Query slots
+  without a confident cell keep the head's own learned reference points: the module returns
+  ``ref_init`` for the selected slots and a ``mask``; :meth:`HRMapQueryInit.fill` merges it with
+  the head's defaults (the head replaces all of ``ref_init``, so the defaults must come from the
+  head -- :class:`~.hrmap_prior.HRMapPrior` passes them).
+* ``"extra"``: ``max_queries`` seed queries beside the learned ones (the head's
+  ``num_seed_queries``, :class:`~.base_head.SeedQueries`); a map that is wrong can then add
+  duplicates but never takes a learned query away from the scene.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from ...registry import MODELS
 from .hrmap_components import component_elements
 
 QUERY_INIT_MODES: tuple[str, ...] = ("peaks", "components")
+SEED_SLOTS: tuple[str, ...] = ("replace", "extra")
 
 
 @MODELS.register_module()
@@ -43,10 +50,13 @@ class HRMapQueryInit(nn.Module):
     def __init__(self, num_classes: int, embed_dims: int, num_queries: int, num_points: int,
                  map_range: Sequence[float], max_queries: int | None = None, score_threshold: float = 0.5,
                  nms_kernel: int = 9, segment_length: float = 4.0, pos_feats: int = 32, mode: str = "peaks",
-                 closed_labels: Sequence[int] = (), min_cells: int = 8) -> None:
+                 closed_labels: Sequence[int] = (), min_cells: int = 8, slots: str = "replace") -> None:
         super().__init__()
         if mode not in QUERY_INIT_MODES:
             raise ValueError(f"HRMapQueryInit: mode must be one of {QUERY_INIT_MODES}, got {mode!r}")
+        if slots not in SEED_SLOTS:
+            raise ValueError(f"HRMapQueryInit: slots must be one of {SEED_SLOTS}, got {slots!r}")
+        self.slots = slots
         self.mode, self.closed_labels, self.min_cells = mode, tuple(closed_labels), min_cells
         if len(map_range) != 4 or map_range[2] <= map_range[0] or map_range[3] <= map_range[1]:
             raise ValueError(f"HRMapQueryInit: map_range must be (x_min, y_min, x_max, y_max), got {map_range}")
@@ -55,6 +65,8 @@ class HRMapQueryInit(nn.Module):
         self.num_classes, self.embed_dims = num_classes, embed_dims
         self.num_queries, self.num_points = num_queries, num_points
         self.max_queries = min(num_queries, max_queries if max_queries is not None else num_queries // 2)
+        if slots == "extra" and max_queries is not None:
+            self.max_queries = int(max_queries)  # its own slots: not bounded by the learned ones
         self.map_range = tuple(float(v) for v in map_range)
         self.score_threshold, self.nms_kernel = score_threshold, nms_kernel
         self.segment_length, self.pos_feats = segment_length, pos_feats
@@ -99,7 +111,8 @@ class HRMapQueryInit(nn.Module):
 
     def forward(self, prior: Tensor) -> dict[str, Tensor]:
         """``query_init (B, Q, E)``, ``ref_init (B, Q, P, 2)`` (zeros outside ``mask``) and
-        ``mask (B, Q)`` bool of the seeded slots (the first ``max_queries`` slots at most)."""
+        ``mask (B, Q)`` bool of the seeded slots (the first ``max_queries`` slots at most); with
+        ``slots="extra"`` ``Q`` is ``max_queries`` and empty slots sit at the map centre."""
         if self.mode == "components":
             scores, labels, refs = self.components(prior)
             return self._pack(prior, scores, labels, refs.mean(dim=2), refs)
@@ -137,6 +150,9 @@ class HRMapQueryInit(nn.Module):
         embed = self.class_embed(labels) + self.mlp(torch.cat([_sine(centres, self.pos_feats),
                                                                scores[..., None]], dim=-1))
         embed = embed * seeded[..., None]
+        if self.slots == "extra":
+            return {"query_init": embed, "mask": seeded,
+                    "ref_init": torch.where(seeded[..., None, None], refs, torch.full_like(refs, 0.5))}
         query_init = prior.new_zeros(batch, self.num_queries, self.embed_dims)
         ref_init = prior.new_zeros(batch, self.num_queries, self.num_points, 2)
         mask = torch.zeros(batch, self.num_queries, dtype=torch.bool, device=prior.device)

@@ -8,7 +8,7 @@ works: the head only sees ``(B, C, H, W)`` in the LiDAR frame and its ``bev_rang
 
 ``bev_prior`` hook (HRMapNet's historical raster map): a module called as
 ``bev_prior(bev, data_samples) -> dict`` whose optional keys are ``"bev"`` (a replacement BEV
-map, same shape), ``"query_init"`` and ``"ref_init"`` (the head's optional inputs, see
+map, same shape), ``"query_init"``, ``"ref_init"`` and ``"seeds"`` (the head's optional inputs, see
 :mod:`.base_head`).  If it has ``update(data_samples)``, :meth:`MapDetector.predict` calls it
 with the predicted samples (to write them into its global map).
 """
@@ -78,11 +78,11 @@ class MapDetector(Base3DDetector):
         extra: dict[str, Any] = {}
         if self.bev_prior is not None:
             prior = self.bev_prior(bev, data_samples) or {}
-            unknown = set(prior) - {"bev", "query_init", "ref_init"}
+            unknown = set(prior) - {"bev", "query_init", "ref_init", "seeds"}
             if unknown:
                 raise ValueError(f"MapDetector: bev_prior returned unknown keys {sorted(unknown)}")
             bev = prior.get("bev", bev)
-            extra = {k: prior[k] for k in ("query_init", "ref_init") if prior.get(k) is not None}
+            extra = {k: prior[k] for k in ("query_init", "ref_init", "seeds") if prior.get(k) is not None}
         return {"bev": bev, **extra}
 
     def loss(self, inputs: dict, data_samples: list[DetSample]) -> dict[str, Tensor]:

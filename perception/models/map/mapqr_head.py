@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from .base_head import BaseMapHead
+from .base_head import BaseMapHead, SeedQueries
 from .geometry import inverse_sigmoid, sine_embedding, to_grid
 from .layers import FFN, BEVPointAttention, SelfAttention, mlp
 
@@ -74,6 +74,7 @@ class MapQRHead(BaseMapHead):
         self.regression = regression
         c, p = self.embed_dims, self.num_points
         self.query_embed = nn.Embedding(self.num_all_queries, c)
+        self.seed_embed = nn.Embedding(1, c) if self.num_seed_queries else None
         self.ref_head = nn.Linear(c, p * 2)
         self.pos_mlp = mlp(c, c, c, 2)
         self.layers = nn.ModuleList(ScatterGatherLayer(c, p, self.num_heads, self.num_samples, self.ffn_dims,
@@ -97,7 +98,8 @@ class MapQRHead(BaseMapHead):
         return self.ref_head(self.query_embed.weight[:num_queries]).view(num_queries, self.num_points, 2).sigmoid()
 
     def decode(self, value: Tensor, query_init: Tensor | None, ref_init: Tensor | None,
-               num_queries: int, attn_mask: Tensor | None) -> tuple[list[Tensor], list[Tensor]]:
+               num_queries: int, attn_mask: Tensor | None,
+               seeds: SeedQueries | None = None) -> tuple[list[Tensor], list[Tensor]]:
         batch = value.shape[0]
         x = self.query_embed.weight[:num_queries][None].expand(batch, -1, -1).clone()
         ref = self.initial_reference_points(num_queries)[None].expand(batch, -1, -1, -1)
@@ -105,6 +107,10 @@ class MapQRHead(BaseMapHead):
             x[:, :self.num_queries] = x[:, :self.num_queries] + query_init.to(x.dtype)
         if ref_init is not None:
             ref = torch.cat([ref_init.to(ref.dtype).clamp(0, 1), ref[:, self.num_queries:]], dim=1)
+        if seeds is not None:  # the seed embedding + each seed's query, at the seed's points
+            x = torch.cat([x, self.seed_embed.weight[None] + seeds.query.to(x.dtype)], dim=1)
+            ref = torch.cat([ref, seeds.ref.to(ref.dtype).clamp(0, 1)], dim=1)
+        num_queries = x.shape[1]
         all_cls, all_pts = [], []
         for layer, reg, cls in zip(self.layers, self.reg_branches, self.cls_branches):
             x, point_feats = layer(x, self.point_pos(ref), to_grid(ref, self.map_range, self.bev_range), value,

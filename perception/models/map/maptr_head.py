@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from .base_head import BaseMapHead
+from .base_head import BaseMapHead, SeedQueries
 from .geometry import inverse_sigmoid, to_grid
 from .layers import FFN, CrossAttention, SelfAttention, mlp
 
@@ -58,6 +58,7 @@ class MapTRHead(BaseMapHead):
         c = self.embed_dims
         self.instance_embed = nn.Embedding(self.num_all_queries, 2 * c)
         self.point_embed = nn.Embedding(self.num_points, 2 * c)
+        self.seed_embed = nn.Embedding(1, 2 * c) if self.num_seed_queries else None
         self.ref_head = nn.Linear(c, 2)
         self.layers = nn.ModuleList(MapTRDecoderLayer(c, self.num_heads, self.num_samples, self.ffn_dims,
                                                       self.dropout, self_attn) for _ in range(self.num_layers))
@@ -76,7 +77,8 @@ class MapTRHead(BaseMapHead):
         return self.ref_head(embed[..., :self.embed_dims]).sigmoid()
 
     def decode(self, value: Tensor, query_init: Tensor | None, ref_init: Tensor | None,
-               num_queries: int, attn_mask: Tensor | None) -> tuple[list[Tensor], list[Tensor]]:
+               num_queries: int, attn_mask: Tensor | None,
+               seeds: SeedQueries | None = None) -> tuple[list[Tensor], list[Tensor]]:
         batch = value.shape[0]
         embed = self.instance_embed.weight[:num_queries, None] + self.point_embed.weight[None]  # (Q, P, 2C)
         pos, x = embed.split(self.embed_dims, dim=-1)
@@ -87,6 +89,13 @@ class MapTRHead(BaseMapHead):
         ref = self.initial_reference_points(num_queries)[None].expand(batch, -1, -1, -1)
         if ref_init is not None:
             ref = torch.cat([ref_init.to(ref.dtype).clamp(0, 1), ref[:, self.num_queries:]], dim=1)
+        if seeds is not None:  # the seed embedding + each seed's query, at the seed's points
+            seed = self.seed_embed.weight[:, None] + self.point_embed.weight[None]    # (1, P, 2C)
+            seed_pos, seed_x = seed.split(self.embed_dims, dim=-1)
+            k = seeds.query.shape[1]
+            pos = torch.cat([pos, seed_pos[None].expand(batch, k, -1, -1)], dim=1)
+            x = torch.cat([x, seed_x[None] + seeds.query[:, :, None].to(x.dtype)], dim=1)
+            ref = torch.cat([ref, seeds.ref.to(ref.dtype).clamp(0, 1)], dim=1)
         all_cls, all_pts = [], []
         for layer, reg, cls in zip(self.layers, self.reg_branches, self.cls_branches):
             x = layer(x, pos, to_grid(ref, self.map_range, self.bev_range), value, attn_mask)

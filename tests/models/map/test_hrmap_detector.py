@@ -23,9 +23,12 @@ CONFIG = Path(__file__).resolve().parents[3] / "configs" / "hrmapnet" / "hrmapne
 CLASSES = ("divider", "ped_crossing", "boundary")
 
 
-def tiny_model(head_type: str = "MapTRHead") -> HRMapNetDetector:
+def tiny_model(head_type: str = "MapTRHead", extra_seeds: int = 0) -> HRMapNetDetector:
     cfg = load_config(CONFIG)
     cfg.model.map_head.update(type=head_type, num_layers=1)
+    if extra_seeds:
+        cfg.model.map_head.num_seed_queries = extra_seeds
+        cfg.model.bev_prior.query_init.update(slots="extra", max_queries=extra_seeds)
     torch.manual_seed(0)
     return MODELS.build(cfg.model)
 
@@ -97,6 +100,34 @@ def test_loss_predict_and_passes(tmp_path: Path) -> None:
         getattr(HRMapPassHook(load_from=str(tmp_path / "map.npz")), event)(SimpleNamespace(model=other))
         np.testing.assert_array_equal(other.global_map.locations["town"].base,
                                       model.global_map.locations["town"].base)
+
+
+@pytest.mark.parametrize("head_type", ["MapTRHead", "MapQRHead"])
+def test_extra_seed_queries_from_the_map_reach_the_head(head_type: str) -> None:
+    """``query_init.slots="extra"``: the map's seeds arrive as the head's seed queries (learned
+    queries untouched), train end to end, and a GT-drawn map seeds some of them at test time."""
+    model = tiny_model(head_type, extra_seeds=8)
+    model.train()
+    sum(model(**batch(model, True), mode="loss").values()).backward()
+    assert model.map_head.seed_embed.weight.grad is not None
+    model.eval()
+    seen: list = []
+    head_predict = model.map_head.predict
+
+    def spy(**kwargs):
+        seen.append(kwargs)
+        return head_predict(**kwargs)
+
+    model.map_head.predict = spy
+    data = batch(model, False)
+    with torch.no_grad():
+        model(**data, mode="predict")
+        assert "query_init" not in seen[-1] and not seen[-1]["seeds"].mask.any()  # empty map
+        model.global_map.locations.clear()
+        model.bev_prior.update_with_ground_truth(data["data_samples"])
+        model.finish_pass()
+        out = model(**data, mode="predict")
+    assert seen[-1]["seeds"].mask.sum() >= 1 and out[0].pred_map is not None
 
 
 def test_self_prior_feeds_the_models_own_prediction_back_in_training() -> None:

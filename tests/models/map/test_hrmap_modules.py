@@ -76,6 +76,30 @@ def test_query_init_seeds_queries_on_confident_lines_along_their_direction() -> 
     assert not module(torch.zeros(1, 3, 200, 100))["mask"].any()
 
 
+def test_extra_seed_slots_are_their_own_and_empty_ones_sit_at_the_centre() -> None:
+    """``slots="extra"``: ``max_queries`` seeds of their own (may exceed the learned queries),
+    empty slots at the map centre with a zero embedding; HRMapPrior hands them to the head as
+    ``seeds``."""
+    module = HRMapQueryInit(num_classes=3, embed_dims=32, num_queries=10, num_points=5, map_range=MAP_RANGE,
+                            max_queries=12, score_threshold=0.5, slots="extra")
+    prior = torch.zeros(2, 3, 200, 100)
+    prior[0, 0, 40:120, 70] = 0.7
+    out = module(prior)
+    assert out["query_init"].shape == (2, 12, 32) and out["ref_init"].shape == (2, 12, 5, 2)
+    assert out["mask"][0].sum() >= 1 and not out["mask"][1].any()
+    assert torch.equal(out["ref_init"][1], torch.full((12, 5, 2), 0.5)) and out["query_init"][1].abs().sum() == 0
+    seeded = out["ref_init"][0, out["mask"][0]] * torch.tensor([30.0, 60.0]) + torch.tensor([-15.0, -30.0])
+    assert torch.allclose(seeded[..., 0], torch.tensor(6.15), atol=0.01)
+    with pytest.raises(ValueError, match="slots"):
+        HRMapQueryInit(num_classes=3, embed_dims=32, num_queries=10, num_points=5, map_range=MAP_RANGE, slots="x")
+
+    hr_prior = make_prior(query_init=dict(embed_dims=16, num_queries=6, num_points=4, max_queries=3, slots="extra"))
+    hr_prior.eval()
+    sample = make_sample("a", 0.0, 0.0, 0.0)
+    handed = hr_prior(torch.randn(1, 8, 120, 60), [sample])
+    assert set(handed) == {"bev", "seeds"} and handed["seeds"].query.shape == (1, 3, 16)
+
+
 def make_prior(**overrides) -> HRMapPrior:
     options = dict(class_names=CLASSES, bev_channels=8, map_range=MAP_RANGE, resolution=0.5,
                    aggregation=dict(prior_embed=8), query_init=dict(embed_dims=16, num_queries=6, num_points=4,

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from perception.models.map import MapHeadInputError
+from perception.models.map.base_head import SeedQueries
 from perception.structures.map_instances import MapInstances
 
 import map_head_testing
@@ -68,6 +69,42 @@ def test_one_to_many_queries_train_only_and_isolated(head_kind: str, extra: dict
     refs = head.default_reference_points()
     assert refs.shape == (10, 8, 2)
     torch.testing.assert_close(head(bev)["pts"][0][0], refs, atol=1e-4, rtol=0)  # zero-init regression
+
+
+@pytest.mark.parametrize("one_to_many", [None, dict(num_queries=6, repeat=2, weight=0.5)])
+def test_seed_queries_sit_beside_the_learned_ones(head_kind: str, one_to_many: dict | None) -> None:
+    """Seed queries are appended after the learned (and one-to-many) queries, start at their own
+    points, share the one-to-one group, and empty slots are never matched or predicted."""
+    torch.manual_seed(0)
+    head = small_head(head_kind, num_seed_queries=3, one_to_many=one_to_many,
+                      test_cfg=dict(max_per_sample=200)).train()
+    bev = torch.randn(2, 8, 12, 6)
+    ref = torch.rand(2, 3, 8, 2)
+    mask = torch.tensor([[True, False, True], [False, False, False]])
+    seeds = SeedQueries(torch.randn(2, 3, 32), ref, mask)
+    out = head(bev, seeds=seeds)
+    learned = 10 + (6 if one_to_many else 0)
+    assert out["cls"][-1].shape == (2, learned + 3, 3)
+    torch.testing.assert_close(out["pts"][0][:, -3:], ref, atol=1e-4, rtol=0)  # zero-init regression
+    assert (out["cls"][-1][~torch.cat([torch.ones(2, learned, dtype=torch.bool), mask], 1)] <= -1e3).all()
+    if one_to_many:  # the one-to-many group cannot see the seeds and vice versa
+        mask_all = head.group_mask(learned, bev.device, 3)
+        assert mask_all[-1, 10:learned].all() and not mask_all[-1, :10].any() and not mask_all[-1, -3:].any()
+    losses = head.loss(bev, [map_sample("a"), map_sample("b")], seeds=seeds)
+    sum(losses.values()).backward()
+    assert head.seed_embed.weight.grad.abs().sum() > 0
+
+    head.eval()
+    with torch.no_grad():
+        # every valid seed's (query, class) pairs are predicted; empty slots never are
+        predicted = head.predict(bev, [map_sample("a"), map_sample("b")], seeds=seeds)
+    assert len(predicted[0].pred_map) == (10 + 2) * 3 and len(predicted[1].pred_map) == 10 * 3
+    with pytest.raises(MapHeadInputError, match="seeds.ref"):
+        head(bev, seeds=SeedQueries(torch.randn(2, 3, 32), torch.rand(2, 3, 7, 2), mask))
+    with pytest.raises(MapHeadInputError, match="num_seed_queries=0"):
+        small_head(head_kind).eval()(bev, seeds=seeds)
+    with pytest.raises(ValueError, match="num_seed_queries"):
+        small_head(head_kind, num_seed_queries=-1)
 
 
 def test_predict_gives_metric_top_k_map_instances(head_kind: str) -> None:
