@@ -47,6 +47,25 @@ MAP_CLASSES: tuple[str, ...] = ("divider", "ped_crossing", "boundary")
 """The vector-map classes in the stack's order (contract)."""
 
 
+def chamfer_nms(points: Tensor, labels: Tensor, distance: float) -> Tensor:
+    """Indices kept by greedy non-maximum suppression of ``points (K, P, 2)`` (metres, sorted by
+    descending score): an element is dropped when a kept one of its class lies within
+    ``distance`` metres by symmetric mean Chamfer distance (a duplicate of the same element)."""
+    if points.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.long, device=points.device)
+    flat = points.float()
+    pair = torch.linalg.vector_norm(flat[:, None, :, None] - flat[None, :, None], dim=-1)  # (K, K, P, P)
+    chamfer = 0.5 * (pair.amin(dim=-1).mean(dim=-1) + pair.amin(dim=-2).mean(dim=-1))  # (K, K)
+    close = (chamfer < distance) & (labels[:, None] == labels[None])
+    suppressed = torch.zeros(points.shape[0], dtype=torch.bool, device=points.device)
+    for i in range(points.shape[0]):
+        if not suppressed[i]:
+            later = close[i].clone()
+            later[:i + 1] = False
+            suppressed |= later
+    return torch.nonzero(~suppressed).squeeze(1)
+
+
 class MapHeadInputError(ValueError):
     """Raised for BEV features or optional inputs of the wrong shape."""
 
@@ -106,7 +125,10 @@ class BaseMapHead(nn.Module):
             raise ValueError(f"{type(self).__name__}: num_seed_queries must be >= 0, got {num_seed_queries}")
         self.num_seed_queries = int(num_seed_queries)
         self.train_cfg = dict(train_cfg or {})
-        self.test_cfg = {"max_per_sample": 50, "score_threshold": 0.0, **(test_cfg or {})}
+        self.test_cfg = {"max_per_sample": 50, "score_threshold": 0.0, "nms_distance": 0.0, **(test_cfg or {})}
+        unknown_test = set(self.test_cfg) - {"max_per_sample", "score_threshold", "nms_distance"}
+        if unknown_test:
+            raise ValueError(f"{type(self).__name__}: unknown test_cfg keys {sorted(unknown_test)}")
         self.input_proj = nn.Sequential(nn.Conv2d(in_channels, embed_dims, 1),
                                         nn.GroupNorm(min(32, embed_dims // 4) or 1, embed_dims))
         self.in_channels = in_channels
@@ -175,8 +197,8 @@ class BaseMapHead(nn.Module):
         cls, pts = self.decode(self.input_proj(bev), query_init, ref_init, num,
                                self.group_mask(num, bev.device, num_seeds), seeds)
         if seeds is not None:
-            blocked = torch.cat([seeds.mask.new_ones(seeds.mask.shape[0], num), seeds.mask.bool()], dim=1)
-            cls = [torch.where(blocked[..., None], c, c.new_tensor(BLOCKED_LOGIT)) for c in cls]
+            open_slots = torch.cat([seeds.mask.new_ones(seeds.mask.shape[0], num), seeds.mask.bool()], dim=1)
+            cls = [torch.where(open_slots[..., None], c, c.new_tensor(BLOCKED_LOGIT)) for c in cls]
         return {"cls": cls, "pts": pts, "seed_mask": None if seeds is None else seeds.mask}
 
     def one_to_one(self, cls: Tensor, pts: Tensor, seeded: bool) -> tuple[Tensor, Tensor]:
@@ -249,6 +271,9 @@ class BaseMapHead(nn.Module):
             keep = (scores >= float(self.test_cfg["score_threshold"])) & open_slot[b, index]
             scores, index = scores[keep], index[keep]
             query, label = index // self.num_classes, index % self.num_classes
+            if float(self.test_cfg["nms_distance"]) > 0:
+                kept = chamfer_nms(metric[b, query], label, float(self.test_cfg["nms_distance"]))
+                scores, query, label = scores[kept], query[kept], label[kept]
             out.append(MapInstances(metric[b, query].cpu().numpy(), label.cpu().numpy(), self.class_names,
                                     closed_lut[label].cpu().numpy(), scores.cpu().numpy()))
         return out

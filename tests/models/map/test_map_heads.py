@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from perception.models.map import MapHeadInputError
-from perception.models.map.base_head import SeedQueries
+from perception.models.map.base_head import SeedQueries, chamfer_nms
 from perception.structures.map_instances import MapInstances
 
 import map_head_testing
@@ -105,6 +105,34 @@ def test_seed_queries_sit_beside_the_learned_ones(head_kind: str, one_to_many: d
         small_head(head_kind).eval()(bev, seeds=seeds)
     with pytest.raises(ValueError, match="num_seed_queries"):
         small_head(head_kind, num_seed_queries=-1)
+
+
+def test_chamfer_nms_drops_same_class_duplicates_only() -> None:
+    """Sorted by score: a copy 0.3 m off (same class) goes, the same copy of another class and a
+    line 3 m away stay; the reversed copy is a duplicate too (Chamfer ignores direction)."""
+    t = torch.linspace(0, 10, 8)
+    line = torch.stack([t, torch.zeros(8)], dim=1)
+    points = torch.stack([line, line + torch.tensor([0.0, 0.3]), line + torch.tensor([0.0, 3.0]),
+                          line.flip(0), line + torch.tensor([0.0, 0.3])])
+    labels = torch.tensor([0, 0, 0, 0, 2])
+    assert chamfer_nms(points, labels, 1.0).tolist() == [0, 2, 4]
+    assert chamfer_nms(points, labels, 0.0).tolist() == [0, 1, 2, 3, 4]
+    assert chamfer_nms(points[:0], labels[:0], 1.0).numel() == 0
+
+
+def test_predict_can_suppress_duplicates(head_kind: str) -> None:
+    torch.manual_seed(0)
+    bev = torch.randn(1, 8, 12, 6)
+    plain = small_head(head_kind, test_cfg=dict(max_per_sample=30)).eval()
+    nms = small_head(head_kind, test_cfg=dict(max_per_sample=30, nms_distance=50.0))
+    nms.load_state_dict(plain.state_dict())
+    nms.eval()
+    everything = plain.predict(bev, [map_sample()])[0].pred_map
+    pruned = nms.predict(bev, [map_sample()])[0].pred_map
+    assert len(everything) == 30 and 1 <= len(pruned) <= 3  # one per class is left at 50 m
+    assert len(set(pruned.labels.tolist())) == len(pruned)
+    with pytest.raises(ValueError, match="test_cfg"):
+        small_head(head_kind, test_cfg=dict(nms=1.0))
 
 
 def test_predict_gives_metric_top_k_map_instances(head_kind: str) -> None:
