@@ -14,6 +14,9 @@ Protocols (each a fresh runner on the same checkpoint; VectorMapMetric on the va
   val pass adds the first val traversal);
 * ``gtmap`` (oracle, unless ``--no-oracle``): the map drawn from the train drives' ground truth.
 
+``--query-stats`` adds hit / false counts of seeded and learned queries on the val drive,
+without the map and with the first pass's map (:mod:`perception.evaluation.map_query_stats`).
+
 Writes ``<work-dir>/results_<fusion>_<threshold>.json`` and prints it.
 """
 from __future__ import annotations
@@ -54,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--figure-frames", type=int, nargs="+", default=[3, 8], help="val indices drawn")
     parser.add_argument("--skip-trainmap", action="store_true",
                         help="skip the protocol that first runs the model over the train drives (the slowest)")
+    parser.add_argument("--query-stats", action="store_true",
+                        help="count hits / false firings of seeded vs learned queries with the first pass's map")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
                         help="config overrides for every protocol, e.g. model.bev_prior.query_init.score_threshold=1.01 "
                              "(no seeded queries: the map only reaches the BEV features)")
@@ -156,6 +161,51 @@ def draw_figure(proof: Proof, map_path: Path, out: Path, frames: list[int]) -> N
     print(f"wrote {out}")
 
 
+def slot_outputs(model: Any, data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per one-to-one query of the batch's first sample: metric points ``(Q, P, 2)``, best class,
+    its score and whether a map seed started the query."""
+    from perception.models.map.geometry import denormalize
+    head = model.map_head
+    head_inputs = model._head_inputs(data["inputs"], data["data_samples"])
+    outputs = head(**head_inputs)
+    seeds = head_inputs.get("seeds")
+    cls, pts = head.one_to_one(outputs["cls"][-1], outputs["pts"][-1], seeds is not None)
+    scores, labels = cls[0].sigmoid().max(dim=-1)
+    seeded = torch.zeros(cls.shape[1], dtype=torch.bool)
+    if seeds is not None:
+        seeded[head.num_queries:] = seeds.mask[0].cpu()
+    elif head_inputs.get("query_init") is not None:
+        seeded = head_inputs["query_init"][0].abs().sum(dim=-1).cpu() > 0
+    points = denormalize(pts[0].float(), head.map_range).cpu().numpy()
+    return points, labels.cpu().numpy(), scores.cpu().numpy(), seeded.numpy()
+
+
+def query_stats(proof: Proof, map_path: Path) -> dict[str, dict[str, int]]:
+    """Summed :func:`query_hits` counts over the val drive without the map and with ``map_path``."""
+    from mmengine.dataset import pseudo_collate
+
+    from perception.evaluation.map_query_stats import query_hits
+    runner = proof.runner("query_stats")
+    runner.load_checkpoint(str(proof.args.checkpoint))
+    model = runner.model.eval()
+    model.load_global_map(str(map_path))
+    dataset = runner.test_dataloader.dataset
+    closed = {int(i) for i in np.flatnonzero(model.map_head.closed_labels.numpy())}
+    results = {}
+    for name, enabled in (("without_map", False), ("first_pass_map", True)):
+        model.bev_prior.enabled = enabled
+        total: dict[str, int] = {}
+        for index in range(len(dataset)):
+            data = model.data_preprocessor(pseudo_collate([dataset[index]]), False)
+            with torch.no_grad():
+                counts = query_hits(*slot_outputs(model, data), data["data_samples"][0].gt_map, closed,
+                                    proof.args.threshold)
+            for key, value in counts.items():
+                total[key] = total.get(key, 0) + int(value)
+        results[name] = total
+    return results
+
+
 def keep(metrics: dict[str, Any]) -> dict[str, float]:
     return {key: round(float(value), 4) for key, value in metrics.items() if "mAP" in key or "AP_standard" in key}
 
@@ -175,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         results["trainmap/pass2"] = keep(trainmap.test())
     if not args.no_oracle:
         results["gtmap/pass1"] = keep(proof.runner("gtmap", load_map=proof.oracle_map()).test())
+    if args.query_stats:
+        results["query_stats"] = query_stats(proof, args.work_dir / "none" / "hrmap_global_map.npz")
     out = args.work_dir / f"results_{args.fusion}_{args.threshold}.json"
     out.write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))

@@ -47,3 +47,49 @@ def test_train_drives_default_to_the_configs_train_split_and_options_parse(tmp_p
     tool.Proof(args)
     assert args.train_ann_file == "nuscenes_infos_train.pkl"  # the config's val ann_file, "val" -> "train"
     assert args.skip_trainmap and args.figure == tmp_path / "f.png" and args.figure_frames == [3]
+
+
+@pytest.mark.parametrize("slots", ["replace", "extra"])
+def test_slot_outputs_mark_the_seeded_queries(slots):
+    """The per-query view behind ``--query-stats``: learned queries first, seeds flagged where a
+    ground-truth-drawn map seeded them (replace: the first slots; extra: the appended ones)."""
+    import numpy as np
+    import torch
+
+    from perception.config import load_config
+    from perception.registry import MODELS
+    from perception.structures.det_sample import DetSample
+    from perception.structures.geometry import make_transform, yaw_matrix
+    from perception.structures.map_instances import MapInstances
+
+    tool = load_tool()
+    cfg = load_config(CONFIG)
+    cfg.model.map_head.num_layers = 1
+    if slots == "extra":
+        cfg.model.map_head.num_seed_queries = 6
+        cfg.model.bev_prior.query_init.update(slots="extra", max_queries=6)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.uniform([-15, -30, -2], [15, 30, 1], (2000, 3)), rng.uniform(0, 1, (2000, 2))],
+                            axis=1).astype(np.float32)
+    lines = np.stack([np.stack([np.linspace(-12, 12, 20), np.full(20, y)], axis=1) for y in (-8.0, 6.0)])
+    sample = DetSample(token="t", class_names=("car",), lidar2global=make_transform(yaw_matrix(0.2), [5, 2, 0]),
+                       gt_boxes=np.zeros((0, 9), np.float32), gt_labels=np.zeros(0, np.int64),
+                       metainfo={"location": "town"},
+                       gt_map=MapInstances(lines.astype(np.float32), np.array([0, 2]), ("divider", "ped_crossing",
+                                                                                       "boundary"),
+                                           np.array([False, False])))
+    data = model.data_preprocessor({"inputs": {"points": [torch.from_numpy(points)]}, "data_samples": [sample]},
+                                   False)
+    with torch.no_grad():
+        before = tool.slot_outputs(model, data)
+        model.bev_prior.update_with_ground_truth([sample])
+        model.global_map.commit()
+        after = tool.slot_outputs(model, data)
+    learned = model.map_head.num_queries
+    total = learned + (6 if slots == "extra" else 0)
+    assert before[0].shape == (total, model.map_head.num_points, 2) and not before[3].any()
+    assert after[3].sum() >= 1 and ((after[0] >= -31) & (after[0] <= 31)).all()
+    if slots == "extra":
+        assert not after[3][:learned].any()
