@@ -65,9 +65,8 @@ def test_slot_outputs_mark_the_seeded_queries(slots):
     tool = load_tool()
     cfg = load_config(CONFIG)
     cfg.model.map_head.num_layers = 1
-    if slots == "extra":
-        cfg.model.map_head.num_seed_queries = 6
-        cfg.model.bev_prior.query_init.update(slots="extra", max_queries=6)
+    cfg.model.map_head.num_seed_queries = 6 if slots == "extra" else 0
+    cfg.model.bev_prior.query_init.update(slots=slots, max_queries=6)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).eval()
     rng = np.random.default_rng(0)

@@ -23,10 +23,15 @@ CONFIG = Path(__file__).resolve().parents[3] / "configs" / "hrmapnet" / "hrmapne
 CLASSES = ("divider", "ped_crossing", "boundary")
 
 
-def tiny_model(head_type: str = "MapTRHead", extra_seeds: int = 0) -> HRMapNetDetector:
+def tiny_model(head_type: str = "MapTRHead", extra_seeds: int | None = None) -> HRMapNetDetector:
+    """The config's model with a one-layer head; ``extra_seeds=0`` switches to seeds that replace
+    the first learned queries, a number sets the config's extra seed slots."""
     cfg = load_config(CONFIG)
     cfg.model.map_head.update(type=head_type, num_layers=1)
-    if extra_seeds:
+    if extra_seeds == 0:
+        cfg.model.map_head.num_seed_queries = 0
+        cfg.model.bev_prior.query_init.slots = "replace"
+    elif extra_seeds is not None:
         cfg.model.map_head.num_seed_queries = extra_seeds
         cfg.model.bev_prior.query_init.update(slots="extra", max_queries=extra_seeds)
     torch.manual_seed(0)
@@ -60,7 +65,7 @@ def test_default_reference_points_are_the_heads_own(head_type: str) -> None:
 
 @pytest.mark.slow
 def test_loss_predict_and_passes(tmp_path: Path) -> None:
-    model = tiny_model()
+    model = tiny_model(extra_seeds=0)  # replacing seeds: query_init / ref_init reach the head
     model.train()
     losses = model(**batch(model, True), mode="loss")
     total = sum(v for v in losses.values())
@@ -96,7 +101,7 @@ def test_loss_predict_and_passes(tmp_path: Path) -> None:
     assert not torch.allclose(refs[0], defaults[0]) and torch.allclose(refs[-1], defaults[-1])
 
     for event in ("before_test_epoch", "before_train"):  # train_prior="map" fine-tuning loads it before training
-        other = tiny_model()
+        other = tiny_model(extra_seeds=0)
         getattr(HRMapPassHook(load_from=str(tmp_path / "map.npz")), event)(SimpleNamespace(model=other))
         np.testing.assert_array_equal(other.global_map.locations["town"].base,
                                       model.global_map.locations["town"].base)
@@ -168,6 +173,8 @@ def test_config_wires_the_location_into_the_samples() -> None:
     assert packed["data_samples"].metainfo["location"] == "pittsburgh"
     assert cfg.test_dataloader.sampler.round_up is False
     assert any(h["type"] == "HRMapPassHook" for h in cfg.custom_hooks)
+    seeding = cfg.model.bev_prior.query_init  # seeds in slots of their own, one per seed
+    assert seeding.slots == "extra" and cfg.model.map_head.num_seed_queries == seeding.max_queries
     results = HRMapLocation()({"frame": SimpleNamespace(location="boston-seaport", token="t")})
     assert results["location"] == "boston-seaport"
     with pytest.raises(KeyError, match="no location"):
