@@ -176,6 +176,7 @@ class BaseMapHead(nn.Module):
             got = tuple(getattr(seeds, field).shape)
             if got != shape:
                 raise MapHeadInputError(f"{name}: seeds.{field} must be {shape} (num_seed_queries={k}), got {got}")
+
     def group_mask(self, num_queries: int, device: torch.device, num_seeds: int = 0) -> Tensor | None:
         """``(Q_all, Q_all)`` bool mask (True = blocked) separating the one-to-one queries (the
         first ``num_queries`` and ``num_seeds`` seed queries at the end) from the one-to-many
