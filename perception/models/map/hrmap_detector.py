@@ -62,9 +62,14 @@ class HRMapNetDetector(MapDetector):
 
     def _head_inputs(self, inputs: Mapping[str, Any], data_samples: list[DetSample]) -> dict[str, Any]:
         bev = self.extract_bev(inputs)
-        refs = default_reference_points(self.map_head) if self.bev_prior.query_init is not None else None
+        refs = self._default_refs()
         prior = self.bev_prior(bev, data_samples, default_refs=refs, own=self._own_predictions(bev, data_samples))
         return {"bev": prior.pop("bev", bev), **prior}
+
+    def _default_refs(self) -> Tensor | None:
+        """The head's initial reference points when seeds replace learned queries (None otherwise)."""
+        seeding = self.bev_prior.query_init
+        return default_reference_points(self.map_head) if seeding is not None and seeding.slots == "replace" else None
 
     def _own_predictions(self, bev: Tensor, data_samples: list[DetSample]) -> list[MapInstances | None] | None:
         """Training with ``bev_prior.self_prior``: the head's predictions of the drawn samples
@@ -76,7 +81,7 @@ class HRMapNetDetector(MapDetector):
         with torch.no_grad():
             prior.enabled = False
             try:
-                refs = default_reference_points(self.map_head) if prior.query_init is not None else None
+                refs = self._default_refs()
                 blank = prior(bev.detach(), data_samples, default_refs=refs)
                 predicted = self.map_head.predict(bev=blank.pop("bev", bev.detach()), samples=data_samples, **blank)
             finally:
