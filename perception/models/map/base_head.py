@@ -188,10 +188,10 @@ class BaseMapHead(nn.Module):
         return group[:, None] != group[None, :]
 
     def forward(self, bev: Tensor, query_init: Tensor | None = None, ref_init: Tensor | None = None,
-                seeds: SeedQueries | None = None) -> dict[str, Any]:
-        """``{"cls": [(B, Q, C)] * layers, "pts": [(B, Q, P, 2)] * layers, "seed_mask": (B, K) or
-        None}``; in training with one-to-many matching ``Q`` includes the auxiliary queries after
-        the first ``num_queries``; seed queries come last.  Empty seed slots get ``BLOCKED_LOGIT``."""
+                seeds: SeedQueries | None = None) -> dict[str, list[Tensor]]:
+        """``{"cls": [(B, Q, C)] * layers, "pts": [(B, Q, P, 2)] * layers}``; in training with
+        one-to-many matching ``Q`` includes the auxiliary queries after the first
+        ``num_queries``; seed queries come last.  Empty seed slots get ``BLOCKED_LOGIT``."""
         self._check_inputs(bev, query_init, ref_init, seeds)
         num = self.num_all_queries if self.training else self.num_queries
         num_seeds = 0 if seeds is None else self.num_seed_queries
@@ -200,7 +200,7 @@ class BaseMapHead(nn.Module):
         if seeds is not None:
             open_slots = torch.cat([seeds.mask.new_ones(seeds.mask.shape[0], num), seeds.mask.bool()], dim=1)
             cls = [torch.where(open_slots[..., None], c, c.new_tensor(BLOCKED_LOGIT)) for c in cls]
-        return {"cls": cls, "pts": pts, "seed_mask": None if seeds is None else seeds.mask}
+        return {"cls": cls, "pts": pts}
 
     def one_to_one(self, cls: Tensor, pts: Tensor, seeded: bool) -> tuple[Tensor, Tensor]:
         """The one-to-one queries of one layer's outputs: the learned ones, then the seed ones."""

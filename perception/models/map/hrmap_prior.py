@@ -231,11 +231,12 @@ class HRMapPrior(nn.Module):
         out: dict[str, Tensor] = {}
         if self.aggregation is not None:
             out["bev"] = self.aggregation(bev, prior_bev)
-        if self.query_init is not None and self.query_init.slots == "extra":
-            seeds = self.query_init(prior_map.to(bev.dtype))
+        if self.query_init is None:
+            return out
+        seeds = self.query_init(prior_map.to(bev.dtype))
+        if self.query_init.slots == "extra":
             out["seeds"] = SeedQueries(seeds["query_init"], seeds["ref_init"], seeds["mask"])
-        elif self.query_init is not None:
-            seeds = self.query_init(prior_map.to(bev.dtype))
+        else:
             out["query_init"] = seeds["query_init"]
             if default_refs is not None:
                 out["ref_init"] = self.query_init.fill(seeds["ref_init"], seeds["mask"], default_refs)
