@@ -9,10 +9,10 @@ import numpy as np
 
 from . import polyline as pl
 from .catalog import KINDS, attribute_of, jittered_size, track_id
-from .routes import crossing_intervals, lane_route, predecessors, walk_route
+from .routes import Route, crossing_intervals, lane_route, predecessors, walk_route
 from .kerbside import place_kerbside
 from .traffic import LightSchedule, Mover, TrafficSim
-from .types import ObjectState
+from .types import EgoRoute, ObjectState
 from .world import ARM_ANGLES, Town
 
 ROUTE_MARGIN = 120.0
@@ -48,10 +48,19 @@ class TrafficResult:
     ego: Trajectory
     movers: list[Trajectory]
     statics: list[ObjectState]
+    ego_route: EgoRoute | None = None
 
 
-def _ego_route(town: Town, rng: np.random.Generator, approach: float, length: float):
-    """A route that reaches a stop line ``approach`` metres after its start, then turns."""
+def _ego_route(town: Town, rng: np.random.Generator, approach: float, length: float,
+               choice: EgoRoute | None = None) -> tuple[EgoRoute, Route]:
+    """A route that reaches a stop line ``approach`` metres after its start, then turns;
+    ``choice`` replays a recorded one (a revisit) instead of drawing a new one."""
+    if choice is not None:
+        unknown = [lane for lane in choice.lanes if lane not in town.lanes]
+        if unknown or not choice.lanes:
+            raise ValueError(f"ego route {choice} names lanes {town.road_map.location} does not have: {unknown}")
+        route = lane_route(town, list(choice.lanes), choice.start, length, rng)
+        return EgoRoute(choice.arm, tuple(route.lane_ids), choice.start), route
     arm = list(ARM_ANGLES)[int(rng.integers(4))]
     n = town.spec.lanes_per_direction
     move = ["left", "right", "straight"][int(rng.choice(3, p=[0.4, 0.4, 0.2]))]
@@ -67,7 +76,8 @@ def _ego_route(town: Town, rng: np.random.Generator, approach: float, length: fl
     while start < 0:
         lanes.insert(0, preds[lanes[0]][0])
         start += pl.cumulative_length(town.lanes[lanes[0]].centerline)[-1]
-    return arm, lanes, start, lane_route(town, lanes, start, length, rng)
+    route = lane_route(town, lanes, start, length, rng)
+    return EgoRoute(arm, tuple(route.lane_ids), float(start)), route
 
 
 def _schedule(ego_arm: str, ego_green_end: float, t0: float, t1: float) -> LightSchedule:
@@ -156,8 +166,12 @@ def _spawn_walkers(town: Town, rng: np.random.Generator, count: int, key: tuple)
 def simulate_traffic(town: Town, rng: np.random.Generator, times: np.ndarray, arrival: float,
                      key: tuple, vehicle_density: float = 2.0, pedestrian_count: int = 24,
                      ego_size: tuple[float, float, float] = (4.08, 1.73, 1.56),
-                     keyframe_times: np.ndarray | None = None) -> TrafficResult:
+                     keyframe_times: np.ndarray | None = None, ego_route: EgoRoute | None = None,
+                     ) -> TrafficResult:
     """Simulate ``times`` (seconds, uniform step); the ego reaches its stop line near ``arrival``.
+
+    ``ego_route`` makes the ego drive a recorded route (:attr:`TrafficResult.ego_route` of
+    another scene) instead of a random one; everything else is drawn from ``rng`` as usual.
 
     Kerbside objects are laid out near the ego's positions at ``keyframe_times`` (default:
     every 0.5 s from 0 to the end of ``times``), where the annotated keyframes are.
@@ -165,10 +179,11 @@ def simulate_traffic(town: Town, rng: np.random.Generator, times: np.ndarray, ar
     dt = float(times[1] - times[0])
     length = KINDS["car"].speed * 1.3 * (times[-1] - times[0]) + ROUTE_MARGIN
     ego_speed = 8.0
-    ego_arm, _, _, ego_route = _ego_route(town, rng, ego_speed * (arrival - times[0]), length)
+    chosen, route = _ego_route(town, rng, ego_speed * (arrival - times[0]), length, ego_route)
+    ego_arm = chosen.arm
     lights = _schedule(ego_arm, arrival + 6.0, float(times[0]), float(times[-1]))
-    ego = Mover(track_id(*key, "ego"), "vehicle.car", np.asarray(ego_size), ego_route, 10.0, 1.5, ego_speed)
-    vehicles = _spawn_vehicles(town, rng, vehicle_density, ego_route.line[np.searchsorted(ego_route.cum, 0.0)],
+    ego = Mover(track_id(*key, "ego"), "vehicle.car", np.asarray(ego_size), route, 10.0, 1.5, ego_speed)
+    vehicles = _spawn_vehicles(town, rng, vehicle_density, route.line[np.searchsorted(route.cum, 0.0)],
                                ego_arm, lights, float(times[0]), length, key)
     walkers = _spawn_walkers(town, rng, pedestrian_count, key)
     sim = TrafficSim([ego, *vehicles], walkers, lights, len(town.crossings), dt)
@@ -181,4 +196,4 @@ def simulate_traffic(town: Town, rng: np.random.Generator, times: np.ndarray, ar
         keyframe_times = np.arange(0.0, float(times[-1]) + 1e-9, 0.5)
     focus = np.stack([np.interp(keyframe_times, times, trajectories[0].positions[:, k]) for k in range(2)], 1)
     statics = town.statics + place_kerbside(town, rng, key, focus)
-    return TrafficResult(times, trajectories[0], trajectories[1:], statics)
+    return TrafficResult(times, trajectories[0], trajectories[1:], statics, chosen)

@@ -8,7 +8,10 @@ Scenes are named ``scene-0000``...; scene ``i`` is simulated with a seed derived
 ``--workers`` is.  Everything is written into a hidden sibling folder that replaces ``--out``
 only when all of it is written: an interrupted run leaves no half-written dataset.
 The last ``round(scenes * val_fraction)`` scenes (at least one when the fraction is positive
-and there are two scenes or more) form the ``val`` split.
+and there are two scenes or more) form the ``val`` split.  ``--revisits K`` adds, per val
+scene, ``K`` more drives of its ego route (same streets, other traffic, parked cars, LiDAR
+noise and clock) named ``<scene>-revisit-<k>``, in a split of their own, ``revisit``: held-out
+earlier traversals from which HRMapNet's historical map is built (``tools/hrmap_proof.py``).
 """
 from __future__ import annotations
 
@@ -25,14 +28,15 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from .types import RoadMap, SyntheticScene
+from .types import EgoRoute, RoadMap, SyntheticScene
 from .writers import stable_int
 from ...utils.atomic import replace_folder
 
 FORMATS: tuple[str, ...] = ("nuscenes", "av2", "motion")
 META_FILE = "synthetic_meta.json"
 NUSCENES_INFO_NAME = "nuscenes_infos_{split}.pkl"
-"""Info pickles written next to the nuScenes tables (``split`` is ``train`` or ``val``)."""
+"""Info pickles written next to the nuScenes tables (``split`` is ``train``, ``val`` or ``revisit``)."""
+SPLITS: tuple[str, ...] = ("train", "val", "revisit")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Settings:
     location: str = "synth-town"
     overwrite: bool = False
     version: str = "v1.0-synthetic"
+    revisits: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,17 +69,20 @@ class SceneJob:
     root: Path
     settings: Settings
     generator: Callable[..., SyntheticScene] | None = None
+    ego_route: EgoRoute | None = None
 
 
 @dataclass
 class SceneResult:
-    """What a worker hands back: the scene's nuScenes rows, its map, skipped formats."""
+    """What a worker hands back: the scene's nuScenes rows, its map, skipped formats and the
+    ego's route (so revisits can drive it again)."""
 
     name: str
     location: str
     road_map: RoadMap
     nuscenes_rows: dict[str, list[dict[str, Any]]] | None
     skipped: dict[str, str] = field(default_factory=dict)
+    ego_route: EgoRoute | None = None
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -101,6 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.25, help="fraction of scenes in val")
     parser.add_argument("--workers", type=int, default=2, help="processes simulating scenes")
     parser.add_argument("--location", default="synth-town", help="simulated location name")
+    parser.add_argument("--revisits", type=int, default=0,
+                        help="per val scene, this many more drives of its route (split 'revisit')")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
@@ -114,6 +124,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.revisits < 0:
+        raise ValueError(f"--revisits must be 0 or more, got {args.revisits}")
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = sorted(set(formats) - set(FORMATS))
     if not formats or unknown:
@@ -133,7 +145,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(out=out, scenes=args.scenes, seed=args.seed, sensor_duration=float(args.sensor_duration),
                     image_size=parse_image_size(args.image_size), with_images=not args.no_images,
                     formats=tuple(f for f in FORMATS if f in formats), val_fraction=float(args.val_fraction),
-                    workers=args.workers, location=args.location, overwrite=bool(args.overwrite))
+                    workers=args.workers, location=args.location, overwrite=bool(args.overwrite),
+                    revisits=int(args.revisits))
 
 
 def split_of_scenes(count: int, val_fraction: float) -> list[str]:
@@ -153,9 +166,10 @@ def _build_scene(job: SceneJob) -> SceneResult:
     else:
         generator = job.generator
     settings = job.settings
+    extra = {} if job.ego_route is None else {"ego_route": job.ego_route}
     scene = generator(job.name, job.seed, location=settings.location, sensor_duration_s=settings.sensor_duration,
-                      image_size=settings.image_size, with_images=settings.with_images)
-    result = SceneResult(job.name, scene.location, scene.road_map, None)
+                      image_size=settings.image_size, with_images=settings.with_images, **extra)
+    result = SceneResult(job.name, scene.location, scene.road_map, None, ego_route=scene.ego_route)
     if "nuscenes" in settings.formats:
         result.nuscenes_rows = nuscenes_tables.write_scene_files(scene, job.root)
     if "av2" in settings.formats:
@@ -205,6 +219,31 @@ def _write_infos(root: Path, settings: Settings) -> None:
             create_infos(sensor_root, split_dir.name)
 
 
+def revisit_jobs(settings: Settings, jobs: list[SceneJob], results: list[SceneResult]) -> list[SceneJob]:
+    """``settings.revisits`` more drives of each val scene's ego route, split ``revisit``."""
+    out = []
+    for job, result in zip(jobs, results):
+        if job.split != "val" or not settings.revisits:
+            continue
+        if result.ego_route is None:
+            raise ValueError(f"--revisits: the generator did not report the ego route of {job.name}")
+        for k in range(1, settings.revisits + 1):
+            out.append(SceneJob(len(jobs) + len(out), f"{job.name}-revisit-{k}",
+                                stable_int("revisit-seed", settings.seed, job.index, k), "revisit", job.root,
+                                settings, job.generator, result.ego_route))
+    return out
+
+
+def _run_jobs(jobs: list[SceneJob], workers: int, desc: str) -> list[SceneResult]:
+    """Build every job's scene, in ``workers`` spawned processes when more than one."""
+    if not jobs:
+        return []
+    if workers == 1 or len(jobs) == 1:
+        return [_build_scene(job) for job in tqdm(jobs, desc=desc, file=sys.stderr)]
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+        return list(tqdm(pool.map(_build_scene, jobs), total=len(jobs), desc=desc, file=sys.stderr))
+
+
 def create_dataset(settings: Settings, generator: Callable[..., SyntheticScene] | None = None) -> Path:
     """Generate and write the whole dataset into ``settings.out``; returns it.
 
@@ -220,13 +259,12 @@ def create_dataset(settings: Settings, generator: Callable[..., SyntheticScene] 
             for i, name in enumerate(names)]
     try:
         temp.mkdir(parents=True)
-        if settings.workers == 1 or len(jobs) == 1:
-            results = [_build_scene(job) for job in tqdm(jobs, desc="synthetic scenes", file=sys.stderr)]
-        else:
-            with ProcessPoolExecutor(min(settings.workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-                results = list(tqdm(pool.map(_build_scene, jobs), total=len(jobs), desc="synthetic scenes",
-                                    file=sys.stderr))
-        splits = {split: [n for n, s in zip(names, splits_of) if s == split] for split in ("train", "val")}
+        results = _run_jobs(jobs, settings.workers, "synthetic scenes")
+        revisits = revisit_jobs(settings, jobs, results)
+        results += _run_jobs(revisits, settings.workers, "revisits of the val drives")
+        jobs += revisits
+        splits = {split: [j.name for j in jobs if j.split == split] for split in SPLITS}
+        splits = {split: scene_names for split, scene_names in splits.items() if scene_names or split != "revisit"}
         if "nuscenes" in settings.formats:
             _finish_nuscenes(temp, results, splits, settings.version)
         _write_infos(temp, settings)

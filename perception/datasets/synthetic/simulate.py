@@ -20,7 +20,7 @@ from .ground import rasterize
 from .lidar import LidarSpec, sweep
 from .raycast import BoxSet
 from .rig import REAR_AXLE_TO_CENTER, build_cameras, lidar_to_ego
-from .types import KEYFRAME_EVERY, LIDAR_RATE_HZ, ObjectState, SyntheticScene, Tick
+from .types import KEYFRAME_EVERY, LIDAR_RATE_HZ, EgoRoute, ObjectState, SyntheticScene, Tick
 from .world import build_town
 
 TRAJECTORY_RATE_HZ = 10.0
@@ -67,11 +67,14 @@ def generate_scene(
     pedestrian_count: int = 24,
     azimuth_steps: int = 1084,
     progress: bool = False,
+    ego_route: EgoRoute | None = None,
 ) -> SyntheticScene:
     """Simulate one scene.
 
     ``vehicle_density`` is vehicles per 100 m of lane; ``azimuth_steps`` the LiDAR's
-    directions per turn (nuScenes: 1084); ``progress`` shows a tqdm bar over sensor ticks.
+    directions per turn (nuScenes: 1084); ``progress`` shows a tqdm bar over sensor ticks;
+    ``ego_route`` (another scene's :attr:`SyntheticScene.ego_route`) makes the ego drive the
+    same streets again, among traffic, parked cars and LiDAR noise drawn from ``seed``.
     """
     _check(name, sensor_duration_s, history_s, future_s, num_beams)
     root = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, zlib.crc32(name.encode())])
@@ -90,7 +93,8 @@ def generate_scene(
     traffic = simulate_traffic(town, np.random.default_rng(traffic_seq), times, arrival=0.2 * sensor_duration_s,
                                key=(name, seed), vehicle_density=vehicle_density,
                                pedestrian_count=pedestrian_count, ego_size=EGO_SIZE,
-                               keyframe_times=times[first_sensor:first_sensor + num_ticks:KEYFRAME_EVERY])
+                               keyframe_times=times[first_sensor:first_sensor + num_ticks:KEYFRAME_EVERY],
+                               ego_route=ego_route)
     velocities = [np.gradient(m.positions, dt, axis=0) for m in traffic.movers]
     epoch_us = EPOCH_US + int(np.random.default_rng(clock_seq).integers(0, 10**14))
 
@@ -124,4 +128,4 @@ def generate_scene(
             images = {c.name: render(c, ego2global, boxes, ground, texture, rays[c.name]) for c in cameras}
         ticks.append(Tick(stamp(i), ego2global, objects, points, keyframe, images))
     return SyntheticScene(name, location, town.road_map, lidar2ego, cameras, ticks, trajectory_ticks,
-                          ego_size=EGO_SIZE)
+                          ego_size=EGO_SIZE, ego_route=traffic.ego_route)

@@ -104,6 +104,17 @@ class Tick:
     images: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EgoRoute:
+    """The ego's path through the town: its approach arm, the lanes it drives and where it
+    starts in the first one (metres).  A revisit of a drive passes the same ``EgoRoute`` to the
+    simulator, so the ego drives the same streets among other traffic."""
+
+    arm: str
+    lanes: tuple[str, ...]
+    start: float
+
+
 @dataclass
 class SyntheticScene:
     """A generated log: a location's road map, the sensor rig and a sequence of ticks.
@@ -122,3 +133,4 @@ class SyntheticScene:
     ticks: list[Tick]
     trajectory_ticks: list[Tick] = field(default_factory=list)
     ego_size: tuple[float, float, float] = (4.08, 1.73, 1.56)
+    ego_route: EgoRoute | None = None

@@ -13,6 +13,7 @@ import pytest
 from scene_factory import generate_like_simulator
 
 from perception.datasets.synthetic import create
+from perception.datasets.synthetic.types import EgoRoute
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -46,6 +47,7 @@ def _create_data_main():
     ("image-size", "0x450", "--image-size must be positive"),
     ("formats", "nuscenes,kitti", "--formats"),
     ("val-fraction", "1.0", "--val-fraction"),
+    ("revisits", "-1", "--revisits must be 0 or more"),
 ])
 def test_bad_parameters_fail_before_work(tmp_path: Path, capsys, option: str, value: str, message: str) -> None:
     main = _create_data_main()
@@ -93,6 +95,39 @@ def test_same_seed_same_bytes_any_worker_count(tmp_path: Path) -> None:
     assert meta["splits"] == {"train": ["scene-0000"], "val": ["scene-0001"]}
     other = create.create_dataset(_settings(tmp_path / "other", seed=4), generator=generate_like_simulator)
     assert _hashes(other)["synthetic_meta.json"] != hashes["synthetic_meta.json"]
+
+
+def _routed_generator(name: str, seed: int, ego_route: EgoRoute | None = None, **kwargs: object):
+    """The factory scene, with a route per seed that a revisit replays."""
+    scene = generate_like_simulator(name, seed, **kwargs)
+    scene.ego_route = ego_route or EgoRoute("north", (f"lane-{seed}",), float(seed))
+    return scene
+
+
+def test_revisits_replay_each_val_route_in_a_split_of_their_own(tmp_path: Path) -> None:
+    out = create.create_dataset(_settings(tmp_path / "data", scenes=3, formats="nuscenes", no_images=True,
+                                          revisits=2), generator=_routed_generator)
+    meta = json.loads((out / create.META_FILE).read_text())
+    assert meta["splits"] == {"train": ["scene-0000", "scene-0001"], "val": ["scene-0002"],
+                              "revisit": ["scene-0002-revisit-1", "scene-0002-revisit-2"]}
+    scenes = {row["name"]: row for row in meta["scenes"]}
+    assert len({scenes[name]["seed"] for name in scenes}) == 5  # every drive its own traffic
+    assert json.loads((out / "splits.json").read_text())["revisit"] == meta["splits"]["revisit"]
+    import pickle
+    infos = {split: pickle.loads((out / create.NUSCENES_INFO_NAME.format(split=split)).read_bytes())
+             for split in ("val", "revisit")}
+    assert len(infos["revisit"]["data_list"]) == 2 * len(infos["val"]["data_list"]) > 0
+    plain = create.create_dataset(_settings(tmp_path / "plain", scenes=3, formats="nuscenes", no_images=True),
+                                  generator=_routed_generator)
+    assert "revisit" not in json.loads((plain / "splits.json").read_text())
+    assert not (plain / create.NUSCENES_INFO_NAME.format(split="revisit")).exists()
+
+
+def test_revisits_need_the_route(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="did not report the ego route of scene-0001"):
+        create.create_dataset(_settings(tmp_path / "data", formats="nuscenes", no_images=True, revisits=1),
+                              generator=generate_like_simulator)
+    assert list(tmp_path.iterdir()) == []
 
 
 def _failing_generator(name: str, seed: int, **kwargs: object):

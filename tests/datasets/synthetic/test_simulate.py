@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from perception.datasets.synthetic.simulate import generate_scene
-from perception.datasets.synthetic.types import KEYFRAME_EVERY
+from perception.datasets.synthetic.types import KEYFRAME_EVERY, EgoRoute
 from perception.structures.conventions import NUSCENES_CLASSES
 
 SMALL = dict(sensor_duration_s=0.6, image_size=(96, 54), num_beams=8, azimuth_steps=180, future_s=1.0)
@@ -148,3 +148,21 @@ def test_keyframes_show_every_class_within_eval_range(seed):
             if d <= ranges[name] and count > 0:
                 seen[name] = seen.get(name, 0) + 1
     assert set(seen) == set(NUSCENES_CLASSES), seen
+
+
+def test_revisit_drives_the_recorded_route_among_other_traffic(scene):
+    """A revisit (``ego_route=``) follows the recorded lanes from the same start, with its own
+    traffic and LiDAR noise; a route naming lanes the town lacks is refused."""
+    assert isinstance(scene.ego_route, EgoRoute) and scene.ego_route.lanes
+    other_seed = [generate_scene(f"scene-test-{s}", s, **SMALL) for s in (5, 6, 7, 8)]
+    assert any(o.ego_route.lanes[:2] != scene.ego_route.lanes[:2] for o in other_seed)  # routes do vary
+    revisit = generate_scene("scene-test-revisit-1", 5, ego_route=scene.ego_route, **SMALL)
+    assert revisit.ego_route == scene.ego_route
+    start, again = scene.ticks[0].ego2global[:2, 3], revisit.ticks[0].ego2global[:2, 3]
+    assert np.linalg.norm(start - again) < 1.0
+    assert revisit.ticks[0].points.tobytes() != scene.ticks[0].points.tobytes()
+    centres = [np.round(sorted(o.center[:2].tolist() for o in s.ticks[0].objects), 1) for s in (scene, revisit)]
+    assert centres[0].shape != centres[1].shape or not np.array_equal(*centres)  # other traffic, parked cars
+    bad = EgoRoute(scene.ego_route.arm, ("no_such_lane",), 0.0)
+    with pytest.raises(ValueError, match="no_such_lane"):
+        generate_scene("scene-test-bad", 5, ego_route=bad, **SMALL)
