@@ -10,6 +10,10 @@ Protocols (each a fresh runner on the same checkpoint; VectorMapMetric on the va
 * ``without_map``: the prior switched off;
 * ``second``: val pass 1 builds the map from the model's predictions, pass 2 uses it (a
   second traversal of the same streets);
+* ``revisit``: the val route's other drives (``create_data.py synthetic --revisits K``: the
+  same streets among other traffic, never trained on) build the map from the model's
+  predictions, then the val drive uses it: a traversal after earlier, independent ones.
+  Skipped with a note when the dataset has no ``revisit`` split;
 * ``trainmap``: a pass over the train drives builds the map, then val uses it (and a further
   val pass adds the first val traversal);
 * ``gtmap`` (oracle, unless ``--no-oracle``): the map drawn from the train drives' ground truth.
@@ -51,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--decay", type=int, default=5, help="probabilistic fusion: decay per miss")
     parser.add_argument("--train-ann-file", default=None,
                         help="info file of the train drives (default: the test ann_file with 'val' -> 'train')")
+    parser.add_argument("--revisit-ann-file", default=None,
+                        help="info file of the val route's revisit drives (default: the test ann_file with "
+                             "'val' -> 'revisit')")
     parser.add_argument("--no-oracle", action="store_true", help="skip the ground-truth-drawn map")
     parser.add_argument("--figure", type=Path, default=None,
                         help="PNG: a val frame's ground truth and predictions without / with the second-pass map")
@@ -72,9 +79,12 @@ class Proof:
         if not args.checkpoint.is_file():
             raise FileNotFoundError(f"no checkpoint at {args.checkpoint} (train the HRMapNet config first)")
         self.args = args
+        test_set = load_config(args.config, args.cfg_options).test_dataloader.dataset
         if args.train_ann_file is None:
-            test_set = load_config(args.config, args.cfg_options).test_dataloader.dataset
             args.train_ann_file = test_set.ann_file.replace("val", "train")
+        if args.revisit_ann_file is None:
+            args.revisit_ann_file = test_set.ann_file.replace("val", "revisit")
+        self.data_root = Path(test_set.get("data_root") or "")
         args.work_dir.mkdir(parents=True, exist_ok=True)
 
     def config(self, ann_file: str | None = None, enabled: bool = True) -> Any:
@@ -97,6 +107,12 @@ class Proof:
                                  save_name="hrmap_global_map.npz")]
         cfg.test_evaluator = dict(type="VectorMapMetric", class_names=cfg.map_classes)
         return build_runner(cfg)
+
+    def revisit_infos(self) -> Path | None:
+        """The revisit drives' info file, or None when the dataset was made without them."""
+        path = Path(self.args.revisit_ann_file)
+        path = path if path.is_absolute() else self.data_root / path  # as the dataset resolves it
+        return path if path.is_file() else None
 
     def oracle_map(self) -> Path:
         """The map drawn from the train drives' ground truth, saved next to the runs."""
@@ -217,6 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     second = proof.runner("second")
     results["second/pass1"] = keep(second.test())
     results["second/pass2"] = keep(second.test())
+    if proof.revisit_infos() is None:
+        results["revisit"] = (f"no {args.revisit_ann_file} (make the dataset with "
+                              "tools/create_data.py synthetic --revisits K)")
+    else:
+        results["revisit_drives_pass"] = keep(proof.runner("revisit_build", ann_file=args.revisit_ann_file,
+                                                           enabled=False).test())
+        revisit = proof.runner("revisit", load_map=args.work_dir / "revisit_build" / "hrmap_global_map.npz")
+        results["revisit/pass1"] = keep(revisit.test())
     if not args.skip_trainmap:
         results["train_drives_pass"] = keep(proof.runner("trainmap_build", ann_file=args.train_ann_file,
                                                          enabled=False).test())

@@ -49,6 +49,24 @@ def test_train_drives_default_to_the_configs_train_split_and_options_parse(tmp_p
     assert args.skip_trainmap and args.figure == tmp_path / "f.png" and args.figure_frames == [3]
 
 
+def test_revisit_drives_are_found_beside_the_val_infos_or_reported_absent(tmp_path):
+    tool = load_tool()
+    checkpoint = tmp_path / "fake.pth"
+    checkpoint.write_bytes(b"")
+    root = tmp_path / "data"
+    root.mkdir()
+    options = ["--cfg-options", f"test_dataloader.dataset.data_root={root}"]
+    args = tool.parse_args([str(CONFIG), str(checkpoint), "--work-dir", str(tmp_path / "w"), *options])
+    proof = tool.Proof(args)
+    assert args.revisit_ann_file == "nuscenes_infos_revisit.pkl"  # the val ann_file, "val" -> "revisit"
+    assert proof.revisit_infos() is None  # a dataset made without --revisits
+    (root / "nuscenes_infos_revisit.pkl").write_bytes(b"")
+    assert proof.revisit_infos() == root / "nuscenes_infos_revisit.pkl"
+    other = tool.parse_args([str(CONFIG), str(checkpoint), "--work-dir", str(tmp_path / "w"), "--revisit-ann-file",
+                             str(tmp_path / "elsewhere.pkl"), *options])
+    assert tool.Proof(other).revisit_infos() is None
+
+
 @pytest.mark.parametrize("slots", ["replace", "extra"])
 def test_slot_outputs_mark_the_seeded_queries(slots):
     """The per-query view behind ``--query-stats``: learned queries first, seeds flagged where a
