@@ -60,7 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "'val' -> 'revisit')")
     parser.add_argument("--no-oracle", action="store_true", help="skip the ground-truth-drawn map")
     parser.add_argument("--figure", type=Path, default=None,
-                        help="PNG: a val frame's ground truth and predictions without / with the second-pass map")
+                        help="PNG: val frames' ground truth and predictions without / with the revisit drives' map "
+                             "(the second pass's map when the dataset has no revisits)")
     parser.add_argument("--figure-frames", type=int, nargs="+", default=[3, 8], help="val indices drawn")
     parser.add_argument("--skip-trainmap", action="store_true",
                         help="skip the protocol that first runs the model over the train drives (the slowest)")
@@ -130,9 +131,9 @@ class Proof:
         return path
 
 
-def draw_figure(proof: Proof, map_path: Path, out: Path, frames: list[int]) -> None:
-    """Ground truth, predictions without the map and with the val drive's map (score >= 0.3)
-    for ``frames`` of the val split, one row each, and the map's crop as the background."""
+def draw_figure(proof: Proof, map_path: Path, out: Path, frames: list[int], map_name: str = "val-drive") -> None:
+    """Ground truth, predictions without the map and with the map at ``map_path`` (score >= 0.3)
+    for ``frames`` of the val split, one row each; ``map_name`` names the map in the titles."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -158,7 +159,7 @@ def draw_figure(proof: Proof, map_path: Path, out: Path, frames: list[int]) -> N
         points = item["inputs"]["points"].numpy()
         gt = outputs[True].gt_map
         panels = (("ground truth", gt), ("no map", outputs[False].pred_map),
-                  ("with the val-drive map", outputs[True].pred_map))
+                  (f"with the {map_name} map", outputs[True].pred_map))
         for col, (title, instances) in enumerate(panels):
             ax = axes[row, col]
             ax.scatter(points[:, 0], points[:, 1], s=0.05, c="0.8", rasterized=True)
@@ -196,8 +197,9 @@ def slot_outputs(model: Any, data: dict) -> tuple[np.ndarray, np.ndarray, np.nda
     return points, labels.cpu().numpy(), scores.cpu().numpy(), seeded.numpy()
 
 
-def query_stats(proof: Proof, map_path: Path) -> dict[str, dict[str, int]]:
-    """Summed :func:`query_hits` counts over the val drive without the map and with ``map_path``."""
+def query_stats(proof: Proof, map_path: Path, label: str = "first_pass_map") -> dict[str, dict[str, int]]:
+    """Summed :func:`query_hits` counts over the val drive without the map and with ``map_path``
+    (reported under ``label``)."""
     from mmengine.dataset import pseudo_collate
 
     from perception.evaluation.map_query_stats import query_hits
@@ -208,7 +210,7 @@ def query_stats(proof: Proof, map_path: Path) -> dict[str, dict[str, int]]:
     dataset = runner.test_dataloader.dataset
     closed = {int(i) for i in np.flatnonzero(model.map_head.closed_labels.numpy())}
     results = {}
-    for name, enabled in (("without_map", False), ("first_pass_map", True)):
+    for name, enabled in (("without_map", False), (label, True)):
         model.bev_prior.enabled = enabled
         total: dict[str, int] = {}
         for index in range(len(dataset)):
@@ -251,12 +253,19 @@ def main(argv: list[str] | None = None) -> int:
         results["gtmap/pass1"] = keep(proof.runner("gtmap", load_map=proof.oracle_map()).test())
     if args.query_stats:
         results["query_stats"] = query_stats(proof, args.work_dir / "none" / "hrmap_global_map.npz")
+        if "revisit/pass1" in results:
+            results["query_stats_revisit"] = query_stats(
+                proof, args.work_dir / "revisit_build" / "hrmap_global_map.npz", "revisit_map")
     out = args.work_dir / f"results_{args.fusion}_{args.threshold}.json"
     out.write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
     print(f"wrote {out}")
     if args.figure is not None:
-        draw_figure(proof, args.work_dir / "second" / "hrmap_global_map.npz", args.figure, args.figure_frames)
+        if "revisit/pass1" in results:  # the map of earlier, independent drives
+            draw_figure(proof, args.work_dir / "revisit_build" / "hrmap_global_map.npz", args.figure,
+                        args.figure_frames, "revisit drives'")
+        else:
+            draw_figure(proof, args.work_dir / "second" / "hrmap_global_map.npz", args.figure, args.figure_frames)
     return 0
 
 
