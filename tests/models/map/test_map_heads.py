@@ -163,7 +163,7 @@ def test_loss_handles_empty_ground_truth_and_needs_gt_map(head_kind: str) -> Non
 
 @pytest.mark.slow
 def test_head_fits_a_small_scene(head_kind: str) -> None:
-    """120 AdamW steps on one fixed BEV map: every ground-truth instance is predicted with its
+    """200 AdamW steps on one fixed BEV map: every ground-truth instance is predicted with its
     class, a score above 0.5 and a mean point error under 2 m (untrained: no score above 0.5,
     points ~10 m off)."""
     torch.manual_seed(0)
@@ -172,7 +172,7 @@ def test_head_fits_a_small_scene(head_kind: str) -> None:
     optimizer = torch.optim.AdamW(head.parameters(), lr=5e-3)
     assert head.eval().predict(bev, [sample])[0].pred_map.scores.max() < 0.5
     head.train()
-    for _ in range(120):
+    for _ in range(200):  # 120 sufficed with AVX-512 kernels, not on a CPU without them
         loss = sum(head.loss(bev, [sample]).values())
         optimizer.zero_grad()
         loss.backward()
