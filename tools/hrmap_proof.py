@@ -43,6 +43,8 @@ from mmengine.config import DictAction  # noqa: E402
 from perception.config import load_config  # noqa: E402
 from perception.engine import build_runner  # noqa: E402
 
+MAP_FILE = "hrmap_global_map.npz"
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,9 +107,13 @@ class Proof:
         cfg.work_dir = str(self.args.work_dir / name)
         cfg.load_from, cfg.resume = str(self.args.checkpoint), False
         cfg.custom_hooks = [dict(type="HRMapPassHook", load_from=None if load_map is None else str(load_map),
-                                 save_name="hrmap_global_map.npz")]
+                                 save_name=MAP_FILE)]
         cfg.test_evaluator = dict(type="VectorMapMetric", class_names=cfg.map_classes)
         return build_runner(cfg)
+
+    def saved_map(self, name: str) -> Path:
+        """The map that protocol run ``name``'s passes saved (``HRMapPassHook``)."""
+        return self.args.work_dir / name / MAP_FILE
 
     def revisit_infos(self) -> Path | None:
         """The revisit drives' info file, or None when the dataset was made without them."""
@@ -197,21 +203,22 @@ def slot_outputs(model: Any, data: dict) -> tuple[np.ndarray, np.ndarray, np.nda
     return points, labels.cpu().numpy(), scores.cpu().numpy(), seeded.numpy()
 
 
-def query_stats(proof: Proof, map_path: Path, label: str = "first_pass_map") -> dict[str, dict[str, int]]:
-    """Summed :func:`query_hits` counts over the val drive without the map and with ``map_path``
-    (reported under ``label``)."""
+def query_stats(proof: Proof, maps: dict[str, Path]) -> dict[str, dict[str, int]]:
+    """Summed :func:`query_hits` counts over the val drive without a map and with each of
+    ``maps`` (name -> saved map), reported under ``without_map`` and the maps' names."""
     from mmengine.dataset import pseudo_collate
 
     from perception.evaluation.map_query_stats import query_hits
     runner = proof.runner("query_stats")
     runner.load_checkpoint(str(proof.args.checkpoint))
     model = runner.model.eval()
-    model.load_global_map(str(map_path))
     dataset = runner.test_dataloader.dataset
     closed = {int(i) for i in np.flatnonzero(model.map_head.closed_labels.numpy())}
     results = {}
-    for name, enabled in (("without_map", False), (label, True)):
-        model.bev_prior.enabled = enabled
+    for name, map_path in (("without_map", None), *maps.items()):
+        model.bev_prior.enabled = map_path is not None
+        if map_path is not None:
+            model.load_global_map(str(map_path))
         total: dict[str, int] = {}
         for index in range(len(dataset)):
             data = model.data_preprocessor(pseudo_collate([dataset[index]]), False)
@@ -241,31 +248,30 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results["revisit_drives_pass"] = keep(proof.runner("revisit_build", ann_file=args.revisit_ann_file,
                                                            enabled=False).test())
-        revisit = proof.runner("revisit", load_map=args.work_dir / "revisit_build" / "hrmap_global_map.npz")
+        revisit = proof.runner("revisit", load_map=proof.saved_map("revisit_build"))
         results["revisit/pass1"] = keep(revisit.test())
     if not args.skip_trainmap:
         results["train_drives_pass"] = keep(proof.runner("trainmap_build", ann_file=args.train_ann_file,
                                                          enabled=False).test())
-        trainmap = proof.runner("trainmap", load_map=args.work_dir / "trainmap_build" / "hrmap_global_map.npz")
+        trainmap = proof.runner("trainmap", load_map=proof.saved_map("trainmap_build"))
         results["trainmap/pass1"] = keep(trainmap.test())
         results["trainmap/pass2"] = keep(trainmap.test())
     if not args.no_oracle:
         results["gtmap/pass1"] = keep(proof.runner("gtmap", load_map=proof.oracle_map()).test())
     if args.query_stats:
-        results["query_stats"] = query_stats(proof, args.work_dir / "none" / "hrmap_global_map.npz")
+        maps = {"first_pass_map": proof.saved_map("none")}
         if "revisit/pass1" in results:
-            results["query_stats_revisit"] = query_stats(
-                proof, args.work_dir / "revisit_build" / "hrmap_global_map.npz", "revisit_map")
+            maps["revisit_map"] = proof.saved_map("revisit_build")
+        results["query_stats"] = query_stats(proof, maps)
     out = args.work_dir / f"results_{args.fusion}_{args.threshold}.json"
     out.write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
     print(f"wrote {out}")
     if args.figure is not None:
         if "revisit/pass1" in results:  # the map of earlier, independent drives
-            draw_figure(proof, args.work_dir / "revisit_build" / "hrmap_global_map.npz", args.figure,
-                        args.figure_frames, "revisit drives'")
+            draw_figure(proof, proof.saved_map("revisit_build"), args.figure, args.figure_frames, "revisit drives'")
         else:
-            draw_figure(proof, args.work_dir / "second" / "hrmap_global_map.npz", args.figure, args.figure_frames)
+            draw_figure(proof, proof.saved_map("second"), args.figure, args.figure_frames)
     return 0
 
 

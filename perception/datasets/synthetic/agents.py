@@ -57,7 +57,9 @@ def _ego_route(town: Town, rng: np.random.Generator, approach: float, length: fl
     ``choice`` replays a recorded one (a revisit) instead of drawing a new one."""
     if choice is not None:
         unknown = [lane for lane in choice.lanes if lane not in town.lanes]
-        if unknown or not choice.lanes:
+        if not choice.lanes:
+            raise ValueError(f"ego route {choice} names no lanes")
+        if unknown:
             raise ValueError(f"ego route {choice} names lanes {town.road_map.location} does not have: {unknown}")
         route = lane_route(town, list(choice.lanes), choice.start, length, rng)
         return EgoRoute(choice.arm, tuple(route.lane_ids), choice.start), route
@@ -180,11 +182,10 @@ def simulate_traffic(town: Town, rng: np.random.Generator, times: np.ndarray, ar
     length = KINDS["car"].speed * 1.3 * (times[-1] - times[0]) + ROUTE_MARGIN
     ego_speed = 8.0
     chosen, route = _ego_route(town, rng, ego_speed * (arrival - times[0]), length, ego_route)
-    ego_arm = chosen.arm
-    lights = _schedule(ego_arm, arrival + 6.0, float(times[0]), float(times[-1]))
+    lights = _schedule(chosen.arm, arrival + 6.0, float(times[0]), float(times[-1]))
     ego = Mover(track_id(*key, "ego"), "vehicle.car", np.asarray(ego_size), route, 10.0, 1.5, ego_speed)
     vehicles = _spawn_vehicles(town, rng, vehicle_density, route.line[np.searchsorted(route.cum, 0.0)],
-                               ego_arm, lights, float(times[0]), length, key)
+                               chosen.arm, lights, float(times[0]), length, key)
     walkers = _spawn_walkers(town, rng, pedestrian_count, key)
     sim = TrafficSim([ego, *vehicles], walkers, lights, len(town.crossings), dt)
     vpos, vyaw, wpos, wyaw = sim.run(times)

@@ -221,7 +221,7 @@ def _write_infos(root: Path, settings: Settings) -> None:
 
 def revisit_jobs(settings: Settings, jobs: list[SceneJob], results: list[SceneResult]) -> list[SceneJob]:
     """``settings.revisits`` more drives of each val scene's ego route, split ``revisit``."""
-    out = []
+    out: list[SceneJob] = []
     for job, result in zip(jobs, results):
         if job.split != "val" or not settings.revisits:
             continue
@@ -263,8 +263,8 @@ def create_dataset(settings: Settings, generator: Callable[..., SyntheticScene] 
         revisits = revisit_jobs(settings, jobs, results)
         results += _run_jobs(revisits, settings.workers, "revisits of the val drives")
         jobs += revisits
-        splits = {split: [j.name for j in jobs if j.split == split] for split in SPLITS}
-        splits = {split: scene_names for split, scene_names in splits.items() if scene_names or split != "revisit"}
+        splits = {split: [j.name for j in jobs if j.split == split] for split in SPLITS
+                  if split != "revisit" or revisits}
         if "nuscenes" in settings.formats:
             _finish_nuscenes(temp, results, splits, settings.version)
         _write_infos(temp, settings)

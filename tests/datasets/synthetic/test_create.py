@@ -121,6 +121,8 @@ def test_revisits_replay_each_val_route_in_a_split_of_their_own(tmp_path: Path) 
                                   generator=_routed_generator)
     assert "revisit" not in json.loads((plain / "splits.json").read_text())
     assert not (plain / create.NUSCENES_INFO_NAME.format(split="revisit")).exists()
+    sensor_files = {name: digest for name, digest in _hashes(plain).items() if name.startswith(("samples/", "sweeps/"))}
+    assert sensor_files and all(_hashes(out)[name] == digest for name, digest in sensor_files.items())
 
 
 def test_revisits_need_the_route(tmp_path: Path) -> None:

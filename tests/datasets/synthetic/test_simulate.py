@@ -166,3 +166,5 @@ def test_revisit_drives_the_recorded_route_among_other_traffic(scene):
     bad = EgoRoute(scene.ego_route.arm, ("no_such_lane",), 0.0)
     with pytest.raises(ValueError, match="no_such_lane"):
         generate_scene("scene-test-bad", 5, ego_route=bad, **SMALL)
+    with pytest.raises(ValueError, match="names no lanes"):
+        generate_scene("scene-test-bad", 5, ego_route=EgoRoute(scene.ego_route.arm, (), 0.0), **SMALL)
